@@ -1,0 +1,98 @@
+"""Shared pieces of the command line: loading inputs, printing JSON or tables, errors."""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from .._errors import InputError
+
+
+def to_jsonable(obj):
+    """Convert NumPy/JAX scalars and arrays to plain JSON values (ints stay exact)."""
+    if isinstance(obj, dict):
+        return {str(k): to_jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [to_jsonable(v) for v in obj]
+    if isinstance(obj, bool | str) or obj is None:
+        return obj
+    if isinstance(obj, int):
+        return obj
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else str(obj)
+    if isinstance(obj, np.integer):
+        return int(obj)
+    if isinstance(obj, np.floating):
+        return to_jsonable(float(obj))
+    if hasattr(obj, "shape"):
+        arr = np.asarray(obj)
+        return to_jsonable(arr.tolist()) if arr.ndim else to_jsonable(arr.item())
+    if hasattr(obj, "value") and hasattr(obj, "name"):  # enums
+        return obj.value
+    return str(obj)
+
+
+def emit_json(kind: str, body: dict, version: int = 1) -> None:
+    """Print one JSON document with its ``schema`` field on stdout."""
+    doc = {"schema": f"lossatlas.{kind}/{version}"}
+    doc.update(to_jsonable(body))
+    sys.stdout.write(json.dumps(doc, indent=2) + "\n")
+
+
+def print_kv(title: str, rows: dict) -> None:
+    """Print a two-column table of results on stdout (human form)."""
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=title, show_header=False)
+    table.add_column("quantity", style="bold")
+    table.add_column("value")
+    for k, v in rows.items():
+        table.add_row(str(k), _fmt(v))
+    Console(file=sys.stdout).print(table)
+
+
+def _fmt(v) -> str:
+    if isinstance(v, float):
+        return f"{v:.10g}"
+    if isinstance(v, list | tuple) and v and isinstance(v[0], float):
+        shown = ", ".join(f"{x:.6g}" for x in v[:12])
+        return f"[{shown}{', …' if len(v) > 12 else ''}] ({len(v)} values)"
+    return str(v)
+
+
+def check_out_path(path: Path | None) -> None:
+    """Refuse an output path whose folder does not exist, before any work is done."""
+    if path is not None and not Path(path).expanduser().resolve().parent.is_dir():
+        raise InputError(f"cannot write {path}: its folder does not exist.")
+
+
+def parse_freeze(freeze: list[str] | None) -> tuple[str, ...]:
+    """``--freeze W2 --freeze b2`` or ``--freeze W2,b2`` → ``("W2", "b2")``."""
+    out = []
+    for item in freeze or []:
+        out.extend(s.strip() for s in item.split(",") if s.strip())
+    return tuple(out)
+
+
+def load_landscape(model: Path, data: Path | None, teacher: Path | None = None,
+                   lam: float = 0.0, freeze: tuple[str, ...] = ()):
+    """Network file + data file (or teacher file for the population loss) → Landscape."""
+    from ..data import load_data, load_network
+    from ..landscape import Landscape, check_network_finite
+
+    net = load_network(model)
+    check_network_finite(net)
+    if data is not None and teacher is not None:
+        raise InputError("give either --data or --teacher, not both.")
+    if data is None and teacher is None:
+        raise InputError("give --data DATA.npz (or --teacher TEACHER.npz for the population loss).")
+    if lam < 0 or not math.isfinite(lam):
+        raise InputError(f"--lam must be a finite number >= 0, got {lam}.")
+    if teacher is not None:
+        return Landscape(net, teacher=load_network(teacher), lam=lam, freeze=freeze)
+    return Landscape(net, load_data(data), lam=lam, freeze=freeze)

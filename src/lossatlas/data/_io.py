@@ -1,0 +1,110 @@
+"""Network and data files (``.npz``), read safely and written atomically.
+
+Network file: float64 arrays ``W1 … WL``, optional ``b1 … bL`` and a 0-d string array
+``activation``. Data file: float64 arrays ``X`` and ``Y``. Files are read with
+``allow_pickle=False``; writes go to a temporary file in the same folder, then an atomic
+rename, so a crash never leaves a half-written file behind.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+import zipfile
+from pathlib import Path
+
+import numpy as np
+
+from .._errors import InputError
+from ..models import MLP, mlp_from_arrays
+from ._datasets import Dataset
+
+
+@contextlib.contextmanager
+def atomic_path(path, suffix: str = ""):
+    """Yield a temporary path beside ``path``; rename it onto ``path`` if the block succeeds."""
+    path = Path(path)
+    folder = path.parent if str(path.parent) else Path(".")
+    if not folder.exists():
+        raise InputError(f"cannot write {path}: folder {folder} does not exist.")
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp" + suffix, dir=folder)
+    os.close(fd)
+    try:
+        yield Path(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+def save_npz(path, arrays: dict) -> None:
+    """Write ``arrays`` to ``path`` as an uncompressed ``.npz``, atomically."""
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        np.savez(f, **arrays)
+
+
+def load_npz(path, what: str = "file") -> dict[str, np.ndarray]:
+    """Read every array of an ``.npz`` file (no pickles); :class:`InputError` on any problem."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"{what} {path} does not exist.")
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            return {k: z[k] for k in z.files}
+    except (ValueError, OSError, zipfile.BadZipFile, EOFError, KeyError) as e:
+        raise InputError(f"{what} {path} is not a readable .npz file ({e}).") from None
+
+
+def _float64(name: str, a: np.ndarray, path) -> np.ndarray:
+    if a.dtype != np.float64:
+        raise InputError(
+            f"array {name} in {path} has dtype {a.dtype}; lossatlas files hold float64 "
+            "arrays (convert with `a.astype(np.float64)` before saving)."
+        )
+    return a
+
+
+def load_network(path) -> MLP:
+    """Read a network file; raises :class:`InputError` for missing, corrupt or invalid files."""
+    arrays = load_npz(path, "network file")
+    if "activation" not in arrays:
+        raise InputError(f"network file {path} has no `activation` entry (a 0-d string array).")
+    act = arrays.pop("activation")
+    if act.ndim != 0 or act.dtype.kind not in "US":
+        raise InputError(f"`activation` in {path} must be a 0-d string array.")
+    import jax.numpy as jnp
+
+    arrays = {k: jnp.asarray(_float64(k, v, path)) for k, v in arrays.items()}
+    return mlp_from_arrays(arrays, str(act))
+
+
+def save_network(path, net: MLP) -> None:
+    """Write ``net`` as a network file (atomic)."""
+    arrays = {k: np.asarray(v, dtype=np.float64) for k, v in net.arrays().items()}
+    arrays["activation"] = np.array(net.activation)
+    save_npz(path, arrays)
+
+
+def load_data(path) -> Dataset:
+    """Read a data file with float64 ``X (N, d_in)`` and ``Y (N, d_out)``; checks finiteness."""
+    arrays = load_npz(path, "data file")
+    for k in ("X", "Y"):
+        if k not in arrays:
+            raise InputError(f"data file {path} has no array `{k}` (needs X and Y).")
+    import jax.numpy as jnp
+
+    X = arrays["X"]
+    Y = arrays["Y"]
+    if Y.ndim == 1:
+        raise InputError(
+            f"Y in {path} has shape {Y.shape}; store targets as a matrix (N, d_out), "
+            "e.g. `Y[:, None]` for one output."
+        )
+    return Dataset(jnp.asarray(_float64("X", X, path)), jnp.asarray(_float64("Y", Y, path))).check()
+
+
+def save_data(path, data: Dataset) -> None:
+    """Write a data file (atomic)."""
+    save_npz(path, {"X": np.asarray(data.X), "Y": np.asarray(data.Y)})

@@ -1,0 +1,8 @@
+"""Layer 2: the loss landscape (model + data + loss + L2 penalty) over a flat parameter vector."""
+
+from ._landscape import (
+    POPULATION_ACTIVATIONS as POPULATION_ACTIVATIONS,
+    Landscape as Landscape,
+    check_network_finite as check_network_finite,
+    check_population_pair as check_population_pair,
+)

@@ -1,0 +1,293 @@
+"""The loss landscape: model + data + loss (+ L2 penalty), seen as a function of a flat vector.
+
+``L(θ) = 1/(2N) Σ_i ||f(x_i) − y_i||² + λ Σ_l (||W_l||_F² + ||b_l||²)`` on a data set, or the
+population loss ``½ E_{x~N(0,I)} ||f(x) − f_teacher(x)||²`` (closed form, two-layer bias-free
+``relu``/``erf`` networks) when a teacher network is given instead of data.
+
+The flat order is ``W1, b1, W2, b2, …``, each matrix row-major, skipping absent biases and
+frozen arrays. Frozen arrays keep the values of the template network and are not part of
+``θ``: gradients, Hessians and everything built on them are over the trainable parameters.
+"""
+
+from __future__ import annotations
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from .._config import check_finite, check_float64, check_x64
+from .._errors import InputError
+from ..data import Dataset
+from ..models import MLP
+
+
+class Landscape(eqx.Module):
+    """A loss function of a flat float64 parameter vector.
+
+    **Arguments:**
+
+    - `model`: the network whose structure (widths, activation, bias flag) defines the
+      parameter space; its values are used for frozen arrays and as a default point.
+    - `data`: a :class:`~lossatlas.data.Dataset` (empirical loss), or ``None`` with `teacher`.
+    - `teacher`: a two-layer bias-free network; selects the population loss over
+      ``x ~ N(0, I)`` (activations ``relu`` and ``erf``, the student's must match).
+    - `lam`: L2 penalty ``λ ≥ 0``.
+    - `freeze`: names of arrays held fixed (e.g. ``("W2",)``).
+    """
+
+    model: MLP
+    data: Dataset | None
+    teacher: MLP | None
+    lam: float = eqx.field(static=True)
+    freeze: tuple[str, ...] = eqx.field(static=True)
+
+    def __init__(
+        self,
+        model: MLP,
+        data: Dataset | None = None,
+        *,
+        teacher: MLP | None = None,
+        lam: float = 0.0,
+        freeze=(),
+    ):
+        check_x64()
+        if not isinstance(model, MLP):
+            raise InputError(f"`model` must be a lossatlas MLP, got {type(model).__name__}.")
+        for name, a in model.arrays().items():
+            check_float64(name, a)
+        lam = float(lam)
+        if not np.isfinite(lam) or lam < 0:
+            raise InputError(f"the L2 penalty λ must be a finite number >= 0, got {lam}.")
+        if (data is None) == (teacher is None):
+            raise InputError("give exactly one of `data` (empirical loss) or `teacher` (population loss).")
+        if data is not None:
+            if not isinstance(data, Dataset):
+                raise InputError(f"`data` must be a lossatlas Dataset, got {type(data).__name__}.")
+            if data.X.shape[1] != model.widths[0]:
+                raise InputError(
+                    f"the data's X has {data.X.shape[1]} columns but W1 has {model.widths[0]}: "
+                    "the network's input width must equal the data's input dimension."
+                )
+            if data.Y.shape[1] != model.widths[-1]:
+                raise InputError(
+                    f"the data's Y has {data.Y.shape[1]} columns but the network has "
+                    f"{model.widths[-1]} outputs."
+                )
+        if teacher is not None:
+            check_population_pair(model, teacher)
+        freeze = tuple(dict.fromkeys(freeze))
+        names = model.param_names
+        for f in freeze:
+            if f not in names:
+                raise InputError(
+                    f"cannot freeze unknown array {f!r}; this network has: {', '.join(names)}."
+                )
+        if len(freeze) == len(names):
+            raise InputError("every parameter array is frozen: nothing is left to train.")
+        self.model = model
+        self.data = data
+        self.teacher = teacher
+        self.lam = lam
+        self.freeze = freeze
+
+    # ----------------------------------------------------------------- flat view
+    @property
+    def trainable_names(self) -> tuple[str, ...]:
+        """Names of the trainable arrays, in flat order."""
+        return tuple(n for n in self.model.param_names if n not in self.freeze)
+
+    @property
+    def shapes(self) -> dict[str, tuple[int, ...]]:
+        """Shapes of the trainable arrays."""
+        arrays = self.model.arrays()
+        return {n: tuple(arrays[n].shape) for n in self.trainable_names}
+
+    @property
+    def n_params(self) -> int:
+        """Number of trainable scalar parameters ``p`` (the length of ``θ``)."""
+        return int(sum(int(np.prod(s)) for s in self.shapes.values()))
+
+    @property
+    def is_population(self) -> bool:
+        """True for the population (infinite-data) loss."""
+        return self.teacher is not None
+
+    @property
+    def n_samples(self) -> int | None:
+        """``N`` for an empirical loss, ``None`` for a population loss."""
+        return None if self.data is None else self.data.n_samples
+
+    def ravel(self, net: MLP | None = None) -> jax.Array:
+        """Flat vector ``θ`` of the trainable arrays of ``net`` (default: the model)."""
+        net = self.model if net is None else net
+        arrays = net.arrays()
+        parts = []
+        for n, shape in self.shapes.items():
+            if n not in arrays or tuple(arrays[n].shape) != shape:
+                raise InputError(
+                    f"array {n} of the network does not match the landscape (expected shape {shape})."
+                )
+            parts.append(jnp.ravel(arrays[n]))
+        return jnp.concatenate(parts)
+
+    def unravel(self, theta) -> MLP:
+        """The network with trainable arrays taken from ``θ`` and frozen ones from the model."""
+        out, start = {}, 0
+        for n, shape in self.shapes.items():
+            size = int(np.prod(shape))
+            out[n] = jnp.reshape(theta[start : start + size], shape)
+            start += size
+        return self.model.replace(**out)
+
+    def slices(self) -> dict[str, slice]:
+        """Where each trainable array sits in ``θ``."""
+        out, start = {}, 0
+        for n, shape in self.shapes.items():
+            size = int(np.prod(shape))
+            out[n] = slice(start, start + size)
+            start += size
+        return out
+
+    def with_model(self, net: MLP) -> Landscape:
+        """The same landscape with another template (for frozen values)."""
+        return Landscape(net, self.data, teacher=self.teacher, lam=self.lam, freeze=self.freeze)
+
+    def check_theta(self, theta, name: str = "theta") -> jax.Array:
+        """Validate a flat vector (float64, right length, finite) and return it as a JAX array."""
+        check_float64(name, theta)
+        if jnp.shape(theta) != (self.n_params,):
+            raise InputError(
+                f"`{name}` must have shape ({self.n_params},) for this landscape, got {jnp.shape(theta)}."
+            )
+        check_finite(name, theta)
+        return jnp.asarray(theta)
+
+    # ----------------------------------------------------------------- the loss
+    def data_loss_of(self, net: MLP):
+        """Unregularised loss of a network (pure JAX, traceable)."""
+        if self.teacher is not None:
+            from ._population import population_loss
+
+            return population_loss(
+                net.activation, net.weights[0], net.weights[1], self.teacher.weights[0],
+                self.teacher.weights[1],
+            )
+        r = net(self.data.X) - self.data.Y
+        return jnp.sum(r * r) / (2.0 * self.data.X.shape[0])
+
+    def penalty_of(self, net: MLP):
+        """``λ Σ_l (||W_l||² + ||b_l||²)`` over all arrays (frozen ones add a constant)."""
+        if self.lam == 0.0:
+            return jnp.zeros((), dtype=jnp.float64)
+        return self.lam * sum(jnp.sum(a * a) for a in net.arrays().values())
+
+    def objective(self, theta):
+        """``L(θ)`` as a traceable JAX function (no jit, no checks)."""
+        net = self.unravel(theta)
+        return self.data_loss_of(net) + self.penalty_of(net)
+
+    def loss(self, theta) -> jax.Array:
+        """``L(θ)`` (jitted)."""
+        return _loss(self, theta)
+
+    def grad(self, theta) -> jax.Array:
+        """``∇L(θ)`` (jitted)."""
+        return _grad(self, theta)
+
+    def value_and_grad(self, theta):
+        """``(L(θ), ∇L(θ))`` (jitted)."""
+        return _value_and_grad(self, theta)
+
+    def hvp(self, theta, v) -> jax.Array:
+        """Hessian-vector product ``∇²L(θ) v`` by forward-over-reverse differentiation (jitted)."""
+        return _hvp(self, theta, v)
+
+    def hvp_batch(self, theta, V) -> jax.Array:
+        """``∇²L(θ) V`` for the columns of ``V`` (shape ``(p, b)``), by ``vmap`` (jitted)."""
+        return _hvp_batch(self, theta, V)
+
+    def residuals(self, theta) -> jax.Array:
+        """Per-sample residuals ``f(x_i) − y_i`` scaled by ``1/sqrt(N)`` (shape ``(N·d_out,)``).
+
+        For the empirical unregularised loss ``L = ½ ||r||²`` exactly; used by Gauss-Newton
+        style methods.
+        """
+        if self.data is None:
+            raise InputError("residuals exist only for an empirical (finite-data) loss.")
+        return _residuals(self, theta)
+
+
+@eqx.filter_jit
+def _loss(ls: Landscape, theta):
+    return ls.objective(theta)
+
+
+@eqx.filter_jit
+def _grad(ls: Landscape, theta):
+    return jax.grad(ls.objective)(theta)
+
+
+@eqx.filter_jit
+def _value_and_grad(ls: Landscape, theta):
+    return jax.value_and_grad(ls.objective)(theta)
+
+
+def _hvp_fn(ls, theta, v):
+    return jax.jvp(jax.grad(ls.objective), (theta,), (v,))[1]
+
+
+@eqx.filter_jit
+def _hvp(ls: Landscape, theta, v):
+    return _hvp_fn(ls, theta, v)
+
+
+@eqx.filter_jit
+def _hvp_batch(ls: Landscape, theta, V):
+    return jax.vmap(lambda v: _hvp_fn(ls, theta, v), in_axes=1, out_axes=1)(V)
+
+
+@eqx.filter_jit
+def _residuals(ls: Landscape, theta):
+    net = ls.unravel(theta)
+    r = net(ls.data.X) - ls.data.Y
+    return jnp.ravel(r) / jnp.sqrt(jnp.asarray(ls.data.X.shape[0], dtype=jnp.float64))
+
+
+POPULATION_ACTIVATIONS = ("erf", "relu")
+
+
+def check_population_pair(student: MLP, teacher: MLP) -> None:
+    """Raise :class:`InputError` unless the population loss has a closed form for this pair."""
+    for who, net in (("student", student), ("teacher", teacher)):
+        if not isinstance(net, MLP):
+            raise InputError(f"the {who} must be a lossatlas MLP.")
+        if net.depth != 2 or net.has_bias:
+            raise InputError(
+                f"the population loss is implemented for two-layer bias-free networks; the "
+                f"{who} has {net.depth} layers{' and biases' if net.has_bias else ''}. "
+                "Use a finite data set (--data) for other architectures."
+            )
+        if net.activation not in POPULATION_ACTIVATIONS:
+            raise InputError(
+                f"the population loss has a closed form only for activations "
+                f"{', '.join(POPULATION_ACTIVATIONS)}; the {who} uses {net.activation!r}. "
+                "Use a finite data set (--data) instead."
+            )
+        check_network_finite(net)
+    if student.activation != teacher.activation:
+        raise InputError(
+            f"student activation {student.activation!r} differs from the teacher's "
+            f"{teacher.activation!r}; the closed-form population loss needs the same one."
+        )
+    if student.widths[0] != teacher.widths[0] or student.widths[-1] != teacher.widths[-1]:
+        raise InputError(
+            f"student widths {student.widths} and teacher widths {teacher.widths} must share "
+            "the input and output dimensions."
+        )
+
+
+def check_network_finite(net: MLP) -> None:
+    """Raise :class:`InputError` if any array of ``net`` holds NaN or inf."""
+    for name, a in net.arrays().items():
+        check_finite(name, a)

@@ -1,0 +1,16 @@
+"""Layer 1: pure forward maps (MLPs, deep linear networks) and activations."""
+
+from ._activations import (
+    ACTIVATIONS as ACTIVATIONS,
+    HOMOGENEOUS_ACTIVATIONS as HOMOGENEOUS_ACTIVATIONS,
+    ODD_ACTIVATIONS as ODD_ACTIVATIONS,
+    SMOOTH_ACTIVATIONS as SMOOTH_ACTIVATIONS,
+    check_activation as check_activation,
+    get_activation as get_activation,
+)
+from ._mlp import (
+    MLP as MLP,
+    deep_linear as deep_linear,
+    init_mlp as init_mlp,
+    mlp_from_arrays as mlp_from_arrays,
+)
