@@ -123,6 +123,55 @@ def test_lanczos_extreme_pairs_match_dense(which):
     assert r.max() <= TOL["lanczos_residual"]
 
 
+@pytest.mark.parametrize("target", [1e-3, 1e-6])
+def test_lanczos_loose_target_keeps_weyl_bound(target):
+    """With a loose residual target each Ritz value is still within its residual of a true
+    eigenvalue (Weyl/Bauer-Fike for symmetric matrices), checked against the dense spectrum."""
+    ls = small_landscape("softplus", widths=(5, 10, 2), bias=True, n=80, seed=4)
+    th = ls.ravel()
+    lam = np.linalg.eigvalsh(dense_hessian(ls, th))
+    spec = lanczos_extreme(ls, th, k=3, which="both", residual_target=target)
+    scale = np.abs(lam).max()
+    assert np.max(spec.residuals) <= target
+    for mu, r in zip(spec.eigenvalues, spec.residuals, strict=True):
+        assert np.min(np.abs(lam - mu)) <= r * scale * (1 + 1e-8) + 1e-14 * scale
+
+
+def test_lanczos_finds_repeated_eigenvalues():
+    """H = I_3 ⊗ XᵀX/N: every eigenvalue has multiplicity 3. A single Krylov space holds one copy;
+    the iteration continues past each breakdown and must return all copies of the top ones."""
+    data = random_data(5, 40, 10, 3)
+    W = jax.random.normal(jax.random.PRNGKey(2), (3, 10), jnp.float64)
+    ls = la.Landscape(deep_linear([W]), data)
+    X = np.asarray(data.X)
+    mu = np.linalg.eigvalsh(X.T @ X / 40)
+    expect = np.sort(np.repeat(mu, 3))[-5:]
+    spec = lanczos_extreme(ls, ls.ravel(), k=5, which="largest")
+    np.testing.assert_allclose(spec.eigenvalues, expect, rtol=TOL["lanczos_eig_rtol"])
+    assert np.max(spec.residuals) <= TOL["lanczos_residual"]
+
+
+def test_lanczos_zero_hessian_and_matvec_cap():
+    """W = 0 in a depth-3 deep linear network: the Hessian is exactly zero; Lanczos says so
+    without sweeping the whole space. A matvec cap is honoured."""
+    data = random_data(6, 30, 6, 6)
+    zeros = [jnp.zeros((6, 6), jnp.float64) for _ in range(3)]
+    ls = la.Landscape(deep_linear(zeros), data)
+    spec = lanczos_extreme(ls, ls.ravel(), k=3, which="both")
+    assert np.all(spec.eigenvalues == 0.0) and spec.matvecs < ls.n_params
+    ls2 = small_landscape("tanh", widths=(6, 20, 3), bias=True, n=60, seed=7)
+    capped = lanczos_extreme(ls2, ls2.ravel(), k=3, which="largest", max_matvecs=12)
+    assert capped.matvecs <= 12
+
+
+@pytest.mark.parametrize("bad", [{"residual_target": 0.0}, {"residual_target": 2.0}, {"max_matvecs": 0},
+                                 {"which": "middle"}, {"k": 0}])
+def test_lanczos_rejects_bad_arguments(bad):
+    ls = small_landscape("tanh", widths=(3, 5, 1), n=20)
+    with pytest.raises(la.InputError):
+        lanczos_extreme(ls, ls.ravel(), **bad)
+
+
 def test_trace_estimates_within_stated_error():
     ls = small_landscape("tanh", widths=(5, 10, 2), bias=True, n=50, seed=4)
     th = ls.ravel()

@@ -1,29 +1,133 @@
-"""Matrix-free extreme eigenpairs by implicitly restarted Lanczos (ARPACK via SciPy).
+"""Matrix-free extreme eigenpairs by Lanczos with full reorthogonalisation, compiled end to end.
 
-The operator is the jitted Hessian-vector product; the dense Hessian is never formed.
-Every returned pair carries its measured residual ``||Hv − λv||₂`` relative to the spectral
-scale, so accuracy is certified, not assumed.
+The operator is the Hessian-vector product ``v ↦ ∇²L(θ) v`` (forward-over-reverse); the dense
+Hessian is never formed. The Lanczos steps run inside one compiled loop (``lax.fori_loop``),
+so no Python runs between matrix-vector products; between chunks of steps the small
+tridiagonal matrix ``T_m`` is diagonalised on the host and the Ritz bounds
+``|β_m s_{m,i}|`` (the exact residual norms of the Ritz pairs when the basis is orthonormal)
+decide whether to continue. The Krylov space is grown and continued, never restarted, so no
+work is thrown away.
+
+Every step is orthogonalised twice against all previous Lanczos vectors (classical
+Gram-Schmidt twice, "twice is enough", Kahan-Parlett), which keeps the basis orthonormal to
+working precision and the Ritz bounds honest. On an exact breakdown (``β_j ≈ 0``: the Krylov
+space is invariant) the iteration continues from a fresh random vector orthogonal to the
+basis, so eigenvalues outside the starting vector's invariant subspace are still found.
+
+Returned pairs are then *certified*: ``||Hv − λv||₂`` is recomputed with explicit HVPs and
+reported relative to the spectral scale. By the Bauer-Fike/Weyl bound for symmetric matrices,
+each returned ``λ`` is within its residual norm of a true eigenvalue (and within
+``residual² / gap`` once the gap to the rest of the spectrum is known).
+
+Repeated eigenvalues: in exact arithmetic a single-vector Krylov space (ARPACK's included)
+holds one vector per distinct eigenvalue, so it breaks down after as many steps as there are
+distinct eigenvalues. Here the breakdown starts a new block, and the iteration goes on while
+the newest block still changes the wanted values; that finds every copy when the breakdown
+comes before convergence (few distinct eigenvalues, e.g. Kronecker-structured Hessians). A
+repeated eigenvalue in a spectrum with many distinct ones is still found once (its copies
+would appear only through round-off), as with ARPACK: use the dense path
+(:func:`dense_hessian`) when multiplicities matter and the Hessian fits.
 """
 
 from __future__ import annotations
 
+import functools
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
 import numpy as np
-import scipy.sparse.linalg as spla
+import scipy.linalg as sla
 
 from .._errors import InputError
 from ..landscape import Landscape
 from ._spectrum import SpectrumMethod, SpectrumSummary, eigenvalue_tolerance, summarize
 
+_EPS = float(np.finfo(np.float64).eps)
+#: ``β_j ≤ _BREAKDOWN · ||H||``: the basis spans an invariant subspace to this accuracy; the
+#: coupling is dropped (perturbing residuals by at most this much) and a fresh vector starts a
+#: new block. Residual targets below it are refused.
+_BREAKDOWN = 1e-12
+#: First Krylov buffer (number of Lanczos vectors); doubled while the Ritz bounds miss.
+_FIRST_BUFFER = 32
 
-class _CountingHVP:
-    def __init__(self, ls: Landscape, theta):
-        self.ls, self.theta, self.count = ls, theta, 0
 
-    def __call__(self, v):
-        import jax.numpy as jnp
+def _hv(ls: Landscape, theta, u):
+    return jax.jvp(jax.grad(ls.objective), (theta,), (u,))[1]
 
-        self.count += 1
-        return np.asarray(self.ls.hvp(self.theta, jnp.asarray(np.ravel(v), dtype=jnp.float64)))
+
+def _extend_impl(ls: Landscape, theta, Q, a, b, j0, j1, key):
+    """Lanczos steps ``j0 .. j1-1`` on the buffer ``Q`` (rows beyond the current step are zero).
+
+    Row ``j+1`` of ``Q`` receives the next Lanczos vector, ``a[j]``/``b[j]`` the diagonal and
+    off-diagonal of ``T``. On breakdown (``b[j]`` at round-off level) ``b[j]`` is set to zero and
+    a random vector orthogonal to the basis continues the iteration.
+    """
+
+    def orth(Q, w):
+        w = w - Q.T @ (Q @ w)
+        return w - Q.T @ (Q @ w)  # twice is enough (Kahan-Parlett)
+
+    def fresh(Q, j):
+        r = orth(Q, jax.random.normal(jax.random.fold_in(key, j), (Q.shape[1],), dtype=Q.dtype))
+        r = orth(Q, r / jnp.linalg.norm(r))
+        return r
+
+    def body(j, carry):
+        Q, a, b, scale = carry
+        w = _hv(ls, theta, Q[j])
+        aj = jnp.vdot(Q[j], w)
+        scale = jnp.maximum(scale, jnp.abs(aj) + jnp.linalg.norm(w))
+        w = orth(Q, w)
+        bj = jnp.linalg.norm(w)
+        broke = bj <= _BREAKDOWN * scale
+        w = jax.lax.cond(broke, fresh, lambda Q, j: w, Q, j)
+        nrm = jnp.linalg.norm(w)
+        q = jnp.where(nrm > 0, w / jnp.where(nrm > 0, nrm, 1.0), 0.0)
+        return Q.at[j + 1].set(q), a.at[j].set(aj), b.at[j].set(jnp.where(broke, 0.0, bj)), scale
+
+    Q, a, b, _ = jax.lax.fori_loop(j0, j1, body, (Q, a, b, jnp.zeros((), dtype=Q.dtype)))
+    return Q, a, b
+
+
+@functools.partial(jax.jit, static_argnums=(1, 2))
+def _extend_leaves(leaves, treedef, static, *args):
+    return _extend_impl(_combine(leaves, treedef, static), *args)
+
+
+def _split(ls: Landscape):
+    """``ls`` as (array leaves, treedef, static part): flattened once per call of
+    :func:`lanczos_extreme` instead of once per compiled call (which ``filter_jit`` would do)."""
+    dyn, static = eqx.partition(ls, eqx.is_array)
+    leaves, treedef = jax.tree_util.tree_flatten(dyn)
+    return leaves, treedef, static
+
+
+def _combine(leaves, treedef, static) -> Landscape:
+    return eqx.combine(jax.tree_util.tree_unflatten(treedef, leaves), static)
+
+
+@functools.partial(jax.jit, static_argnums=(1, 2))
+def _ritz_and_certify(leaves, treedef, static, theta, Q, S, lam):
+    """Ritz vectors ``Y = Qᵀ S`` and ``||H y_i − λ_i y_i||₂``, one HVP per column (in sequence).
+
+    ``S`` is zero-padded to the buffer's rows, so shapes (and compilations) depend only on the
+    buffer size, not on the step at which the iteration stopped.
+    """
+    ls = _combine(leaves, treedef, static)
+    Y = Q.T @ S
+    HY = jax.lax.map(lambda y: _hv(ls, theta, y), Y.T).T
+    return Y, jnp.linalg.norm(HY - Y * lam, axis=0)
+
+
+def _wanted(n: int, k: int, which: str) -> np.ndarray:
+    """Indices (into ascending Ritz values) of the wanted pairs."""
+    idx = np.arange(n)
+    if which == "largest":
+        return idx[-k:]
+    if which == "smallest":
+        return idx[:k]
+    return np.unique(np.concatenate([idx[:k], idx[-k:]]))
 
 
 def lanczos_extreme(
@@ -35,18 +139,29 @@ def lanczos_extreme(
     residual_target: float = 1e-10,
     grad_norm: float = 0.0,
     seed: int = 0,
-    max_restarts: int = 3,
+    max_matvecs: int | None = None,
 ) -> SpectrumSummary:
     """The ``k`` largest and/or ``k`` smallest (most negative) eigenpairs of ``∇²L(θ)``.
 
     **Arguments:**
 
-    - `which`: ``"largest"``, ``"smallest"`` or ``"both"``.
-    - `residual_target`: required ``max ||Hv − λv||₂ / s`` with ``s`` the largest ``|λ|``
-      found; if ARPACK's answer misses it, the Krylov space is enlarged and the solve repeated.
+    - `ls`, `theta`: the landscape and the flat parameters.
+    - `k`: how many pairs at each wanted end.
+    - `which`: ``"largest"``, ``"smallest"`` or ``"both"`` (one Krylov space serves both ends).
+    - `residual_target`: required ``max ||Hv − λv||₂ / s``, with ``s`` the largest ``|λ|``
+      found. Each returned eigenvalue is then within ``residual_target · s`` of a true one
+      (Weyl's bound); the default ``1e-10`` gives eigenvalues to about ``1e-15`` relative
+      accuracy when they are separated. Must lie in ``[1e-12, 1)``.
+    - `grad_norm`: ``||∇L(θ)||₂``, added to the zero tolerance (see
+      :func:`eigenvalue_tolerance`).
+    - `seed`: seed of the random starting vector.
+    - `max_matvecs`: cap on Hessian-vector products (default: none; the iteration then stops
+      at the latest when the Krylov space is the whole parameter space, where it is exact).
 
-    Returns a :class:`SpectrumSummary` with ``method = lanczos`` and ``complete = False``
-    (unless the ``2k`` pairs cover the whole spectrum), its `residuals` and `matvecs` count.
+    Returns a :class:`SpectrumSummary` with ``method = lanczos``, the certified relative
+    `residuals`, the `matvecs` used (Lanczos steps plus certification products), and
+    ``complete = False`` unless the pairs cover the whole spectrum. If `max_matvecs` stops the
+    iteration first, the residuals say how far the pairs are from converged.
     """
     theta = ls.check_theta(theta)
     p = ls.n_params
@@ -55,54 +170,110 @@ def lanczos_extreme(
     k = int(k)
     if k < 1:
         raise InputError(f"k must be a positive integer, got {k}.")
-    op_fn = _CountingHVP(ls, theta)
-    if p <= 2 * k + 2:
-        # Too small for ARPACK: the dense matrix is cheap and exact.
-        from ._dense import dense_hessian
+    if not (_BREAKDOWN <= float(residual_target) < 1.0):
+        raise InputError(f"residual_target must lie in [{_BREAKDOWN:g}, 1), got {residual_target!r}; "
+                         "float64 round-off makes smaller residuals unattainable.")
+    if max_matvecs is not None and int(max_matvecs) < 1:
+        raise InputError(f"max_matvecs must be a positive integer, got {max_matvecs!r}.")
+    n_wanted = k if which != "both" else 2 * k
+    if p <= n_wanted + 2:
+        return _dense_small(ls, theta, k, which, grad_norm)
 
-        H = dense_hessian(ls, theta)
-        lam, V = np.linalg.eigh(H)
-        sel = _select(np.arange(p), k, which)
-        lam, V = lam[sel], V[:, sel]
-        res = np.linalg.norm(H @ V - V * lam, axis=0) / max(np.max(np.abs(lam)), 1e-300)
-        tol = eigenvalue_tolerance(float(np.max(np.abs(lam))), p, grad_norm=grad_norm)
-        return summarize(lam, tol, SpectrumMethod.lanczos, complete=len(sel) == p,
-                         eigenvectors=V, residuals=res, matvecs=p)
-    op = spla.LinearOperator((p, p), matvec=op_fn, dtype=np.float64)
     rng = np.random.default_rng(seed)
-    modes = {"largest": ["LA"], "smallest": ["SA"], "both": ["LA", "SA"]}[which]
-    lams, vecs = [], []
-    for mode in modes:
-        ncv = min(p, max(2 * k + 1, 20))
-        for _attempt in range(max_restarts + 1):
-            v0 = rng.standard_normal(p)
-            lam, V = spla.eigsh(op, k=k, which=mode, tol=0.0, ncv=ncv, v0=v0, maxiter=50 * p)
-            HV = np.stack([op_fn(V[:, j]) for j in range(V.shape[1])], axis=1)
-            scale = max(float(np.max(np.abs(lam))), 1e-300)
-            res = np.linalg.norm(HV - V * lam, axis=0) / scale
-            if np.max(res) <= residual_target or ncv >= p:
+    v0 = rng.standard_normal(p)
+    key = jax.random.PRNGKey(int(rng.integers(2**31)))
+    cap = min(p, max(_FIRST_BUFFER, 3 * n_wanted))
+    Q = jnp.zeros((cap + 1, p), dtype=jnp.float64).at[0].set(jnp.asarray(v0 / np.linalg.norm(v0)))
+    a = jnp.zeros(cap, dtype=jnp.float64)
+    b = jnp.zeros(cap, dtype=jnp.float64)
+    limit = p if max_matvecs is None else max(min(p, int(max_matvecs) - n_wanted), 1)
+    m = 0
+    target_ritz = float(residual_target)
+    matvecs = 0
+    history: list[tuple[int, float]] = []
+    parts = _split(ls)
+    while True:
+        m1 = min(limit, max(2 * n_wanted, 10) if m == 0 else _next_size(m, history, target_ritz))
+        if m1 > cap:
+            new_cap = min(p, max(2 * cap, m1))
+            Q = jnp.zeros((new_cap + 1, p), dtype=jnp.float64).at[: cap + 1].set(Q)
+            a = jnp.zeros(new_cap, dtype=jnp.float64).at[:cap].set(a)
+            b = jnp.zeros(new_cap, dtype=jnp.float64).at[:cap].set(b)
+            cap = new_cap
+        Q, a, b = _extend_leaves(*parts, theta, Q, a, b, jnp.asarray(m), jnp.asarray(m1), key)
+        matvecs += m1 - m
+        m = m1
+        an, bn = np.asarray(a)[:m], np.asarray(b)[:m]  # slice on the host: no per-m compiles
+        lam, S = sla.eigh_tridiagonal(an, bn[:-1])
+        sel = _wanted(m, min(k, m), which)
+        scale = max(float(np.max(np.abs(lam))), 1e-300)
+        bound = np.abs(bn[-1] * S[-1, sel])
+        history.append((m, float(np.log(max(np.max(bound) / scale, 1e-300)))))
+        done = m >= limit
+        # After a breakdown the basis spans an invariant subspace: its Ritz values are exact,
+        # but copies of repeated eigenvalues lie outside it. Go on while the newest block still
+        # changes the wanted values (H = 0, found by the first breakdown, ends it at once).
+        more = scale > 1e-300 and _newest_block_matters(an, bn, k, which, residual_target * scale)
+        if (np.all(bound <= target_ritz * scale) and not more) or done:
+            lam_w = lam[sel]
+            S_pad = np.zeros((cap + 1, len(sel)))
+            S_pad[:m] = S[:, sel]
+            Y, res = _ritz_and_certify(*parts, theta, Q, jnp.asarray(S_pad), jnp.asarray(lam_w))
+            Y, res = np.asarray(Y), np.asarray(res) / scale
+            matvecs += len(sel)
+            if np.max(res) <= residual_target or done:
                 break
-            ncv = min(p, 2 * ncv)
-        lams.append(lam)
-        vecs.append(V)
-    lam = np.concatenate(lams)
-    V = np.concatenate(vecs, axis=1)
-    # Deduplicate if the two ends overlap (small p).
-    lam, idx = np.unique(np.round(lam, 14), return_index=True)
-    lam = np.concatenate(lams)[idx]
-    V = V[:, idx]
-    HV = np.stack([op_fn(V[:, j]) for j in range(V.shape[1])], axis=1)
+            target_ritz *= 0.1  # the bounds were optimistic (loss of orthogonality); tighten
+    tol = eigenvalue_tolerance(scale, p, hessian_error=float(np.max(res)) * scale, grad_norm=grad_norm)
+    return summarize(lam_w, tol, SpectrumMethod.lanczos, complete=len(sel) >= p, eigenvectors=Y,
+                     residuals=res, matvecs=matvecs)
+
+
+def _newest_block_matters(a, b, k: int, which: str, tol: float) -> bool:
+    """Whether the Lanczos block begun after the last breakdown (``b_j = 0``) can still add
+    wanted eigenvalues: always right after a breakdown, otherwise if dropping that block changes
+    the wanted Ritz values by more than ``tol``. With no breakdown, nothing to check."""
+    if b[-1] == 0.0:
+        return True
+    cuts = np.flatnonzero(b[:-1] == 0.0)
+    if cuts.size == 0:
+        return False
+    c = int(cuts[-1]) + 1
+    lam_all = sla.eigh_tridiagonal(a, b[:-1], eigvals_only=True)
+    lam_old = sla.eigh_tridiagonal(a[:c], b[: c - 1], eigvals_only=True) if c > 1 else a[:1]
+    if lam_old.size < (2 * k if which == "both" else k):
+        return True
+    old, new = lam_old[_wanted(lam_old.size, k, which)], lam_all[_wanted(lam_all.size, k, which)]
+    return bool(np.max(np.abs(old - new)) > tol)
+
+
+def _next_size(m: int, history: list[tuple[int, float]], target: float) -> int:
+    """The next Krylov size: extrapolate the geometric decay of the largest Ritz bound.
+
+    Between the last two checks the log bound fell at some rate per step; jump to where that
+    rate meets the target (at least 2 and at most ``m/2`` steps on). Before the decay sets in,
+    grow by a quarter.
+    """
+    if len(history) >= 2:
+        (m0, r0), (m1, r1) = history[-2], history[-1]
+        slope = (r1 - r0) / max(m1 - m0, 1)
+        if slope < 0 and r1 < np.log(1e-2):
+            steps = int(np.ceil((np.log(target) - r1) / slope))
+            return m + int(np.clip(steps, 2, max(2, m // 2)))
+    return m + max(2, m // 4)
+
+
+def _dense_small(ls, theta, k, which, grad_norm):
+    """Too few parameters for a Krylov method to pay: the dense matrix is cheap and exact."""
+    from ._dense import dense_hessian
+
+    p = ls.n_params
+    H = dense_hessian(ls, theta)
+    lam, V = np.linalg.eigh(H)
+    sel = _wanted(p, min(k, p), which)
+    lam, V = lam[sel], V[:, sel]
     scale = max(float(np.max(np.abs(lam))), 1e-300)
-    res = np.linalg.norm(HV - V * lam, axis=0) / scale
-    tol = eigenvalue_tolerance(scale, p, hessian_error=float(np.max(res)) * scale,
-                               grad_norm=grad_norm)
-    return summarize(lam, tol, SpectrumMethod.lanczos, complete=len(lam) >= p, eigenvectors=V,
-                     residuals=res, matvecs=op_fn.count)
-
-
-def _select(idx, k, which):
-    if which == "largest":
-        return idx[-k:]
-    if which == "smallest":
-        return idx[:k]
-    return np.unique(np.concatenate([idx[:k], idx[-k:]]))
+    res = np.linalg.norm(H @ V - V * lam, axis=0) / scale
+    tol = eigenvalue_tolerance(scale, p, grad_norm=grad_norm)
+    return summarize(lam, tol, SpectrumMethod.lanczos, complete=len(sel) == p,
+                     eigenvectors=V, residuals=res, matvecs=p)
