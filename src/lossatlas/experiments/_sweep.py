@@ -63,8 +63,12 @@ def _worker_init(cache_dir: str | None = None) -> None:
     threading.Thread(target=watch, daemon=True).start()
 
 
-def _run_batch_task(store_root: str, runs: list[dict], cache_dir: str | None = None):
-    """Entry point for worker processes (dask or process pool)."""
+def _run_batch_task(store_root: str, runs: list[dict], cache_dir: str | None = None, vmap_size: int | None = None):
+    """Entry point for worker processes (dask or process pool) and for the in-process executor.
+
+    `runs` share one shape. ``vmap_size=None`` runs them as given (one batch, vmapped if it holds
+    more than one run); otherwise they run in chunks of `vmap_size` (1: one flow per run).
+    """
     if cache_dir is not None:
         _configure_worker_jax(cache_dir)
     else:
@@ -73,7 +77,41 @@ def _run_batch_task(store_root: str, runs: list[dict], cache_dir: str | None = N
         jax.config.update("jax_enable_x64", True)
     from ._run import run_batch
 
-    return run_batch(store_root, runs)
+    if vmap_size is None:
+        return run_batch(store_root, runs)
+    out = []
+    for i in range(0, len(runs), vmap_size):
+        out += run_batch(store_root, runs[i : i + vmap_size])
+    return out
+
+
+def _worker_tasks(pending: list[list[dict]], workers: int) -> list[list[dict]]:
+    """Tasks for a pool of `workers` processes: one task per shape, so that each shape is compiled
+    by one worker only (compilation is a large share of a sweep), largest first (greedy
+    longest-processing-time order); shapes are split only when there are fewer than workers."""
+    groups: dict[str, list[dict]] = {}
+    for b in pending:
+        for r in b:
+            groups.setdefault(_group_key(r), []).append(r)
+    tasks = list(groups.values())
+    while len(tasks) < workers and any(len(t) > 1 for t in tasks):
+        big = max(range(len(tasks)), key=lambda i: len(tasks[i]))
+        t = tasks.pop(big)
+        tasks[big:big] = [t[: len(t) // 2], t[len(t) // 2 :]]
+    return sorted(tasks, key=_task_cost, reverse=True)
+
+
+def _group_key(r: dict) -> str:
+    import json
+
+    return json.dumps(r["width"])
+
+
+def _task_cost(runs: list[dict]) -> float:
+    """A proxy for a task's run time: runs × network size."""
+    w = runs[0]["width"]
+    size = sum(w) if isinstance(w, list) else w
+    return len(runs) * (1.0 + float(size))
 
 
 def plan(spec: SweepSpec) -> list[list[dict]]:
@@ -147,12 +185,9 @@ def run_sweep(
     report()
     root = str(store.root)
     cache = str(store.root / ".jax_cache") if int(workers) > 1 or executor == "dask" else None
-    if int(workers) > 1:
-        # enough tasks to keep every worker busy: split the batches of one shape
-        while len(pending) < 2 * int(workers) and any(len(b) > 1 for b in pending):
-            big = max(range(len(pending)), key=lambda i: len(pending[i]))
-            b = pending.pop(big)
-            pending[big:big] = [b[: len(b) // 2], b[len(b) // 2 :]]
+    vmap_size = spec.run.batch_size if spec.run.batch else 1
+    if int(workers) > 1 or executor == "dask":
+        pending = _worker_tasks(pending, int(workers))
     if executor == "local" and int(workers) == 1:
         for b in pending:
             _run_batch_task(root, b)
@@ -163,14 +198,14 @@ def run_sweep(
 
         with cf.ProcessPoolExecutor(max_workers=int(workers), mp_context=mp.get_context("spawn"),
                                     initializer=_worker_init, initargs=(cache,)) as pool:
-            futs = {pool.submit(_run_batch_task, root, b) for b in pending}
+            futs = [pool.submit(_run_batch_task, root, b, None, vmap_size) for b in pending]
             while futs:
                 finished, futs = cf.wait(futs, timeout=0.5, return_when=cf.FIRST_COMPLETED)
                 for f in finished:
                     f.result()
                 report()
     else:
-        _run_dask(root, pending, int(workers), scheduler, report, cache)
+        _run_dask(root, pending, int(workers), scheduler, report, cache, vmap_size)
     report()
     computed = len(store.done_ids()) - len(done_before)
     return SweepSummary(total=total, skipped=skipped, computed=computed, failed=_count_failed(store),
@@ -190,7 +225,7 @@ def _count_failed(store: Store) -> int:
     return n
 
 
-def _run_dask(root, pending, workers, scheduler, report, cache):
+def _run_dask(root, pending, workers, scheduler, report, cache, vmap_size):
     try:
         from dask.distributed import Client, LocalCluster, as_completed
     except ImportError:
@@ -206,7 +241,8 @@ def _run_dask(root, pending, workers, scheduler, report, cache):
         except OSError as e:
             raise InputError(f"cannot reach the dask scheduler at {scheduler}: {e}") from None
     try:
-        futures = [client.submit(_run_batch_task, root, b, cache, retries=5, pure=False) for b in pending]
+        futures = [client.submit(_run_batch_task, root, b, cache, vmap_size, retries=5, pure=False)
+                   for b in pending]
         ac = as_completed(futures)
         remaining = len(futures)
         while remaining:
