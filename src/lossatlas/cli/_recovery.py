@@ -16,17 +16,24 @@ def branches(
     m0: Annotated[int, typer.Option("--m0", help="teacher width m0 (<= m)")],
     d: Annotated[int, typer.Option("--d", help="input dimension d")],
     activation: Annotated[str, typer.Option(help="tanh | erf | sigmoid4_plus_softplus")] = "tanh",
+    bias: Annotated[bool, typer.Option(
+        "--bias", help="student and teacher with biases in both layers (M = m(d+2)+1; constant neurons give "
+                       "curved components)")] = False,
     json_out: Annotated[bool, typer.Option("--json", help="print one JSON document")] = False,
 ):
     """Every branch of Q* with its dim, codim, model rank, Morse-Bott flag and threshold N_t."""
-    from ..recovery import activation_support, enumerate_branches
+    from ..recovery import activation_support, enumerate_branches, n_params
 
-    bs = enumerate_branches(m, m0, d, activation)
-    sup = activation_support(activation, m, m0)
-    bound = m * (d + 1)
+    bs = enumerate_branches(m, m0, d, activation, bias=bias)
+    sup = activation_support(activation, m, m0, bias=bias)
+    bound = n_params(m, d, bias=bias)
+    thresholds = [b.threshold for b in bs if b.threshold is not None]
+    curved = sum(not b.affine for b in bs)
     body = {"m": m, "m0": m0, "d": d, "activation": activation, "activation_kind": sup.kind.name,
-            "n_params": bound, "count": len(bs), "threshold_bound": bound,
-            "max_threshold": max(b.threshold for b in bs),
+            "bias": bias, "n_params": bound, "count": len(bs), "threshold_bound": bound,
+            "max_threshold": max(thresholds), "affine": curved == 0, "non_affine_count": curved,
+            "threshold_missing_count": len(bs) - len(thresholds),
+            "note": sup.reason or None,
             "branches": [b.to_record() for b in bs]}
     if json_out:
         emit_json("recovery_branches", body)
@@ -36,18 +43,29 @@ def branches(
     from rich.console import Console
     from rich.table import Table
 
-    table = Table(title=f"Q* branches: m={m}, m0={m0}, d={d}, {activation} ({len(bs)} branches, "
-                        f"M = m(d+1) = {bound})")
-    for col in ("branch", "dim", "codim", "model_rank", "morse_bott", "threshold"):
+    mform = "m(d+2)+1" if bias else "m(d+1)"
+    table = Table(title=f"Q* branches: m={m}, m0={m0}, d={d}, {activation}{', biases' if bias else ''} "
+                        f"({len(bs)} branches, M = {mform} = {bound})")
+    cols = ("branch", "dim", "codim", "model_rank", "morse_bott", "threshold") + (("affine",) if bias else ())
+    for col in cols:
         table.add_column(col, justify="left" if col == "branch" else "right")
     for b in bs:
-        table.add_row(b.label, str(b.dim), str(b.codim), str(b.model_rank), str(b.morse_bott).lower(),
-                      str(b.threshold))
-    Console(file=sys.stdout, width=120).print(table)
+        row = [b.label, str(b.dim), str(b.codim), str(b.model_rank), str(b.morse_bott).lower(),
+               "null" if b.threshold is None else str(b.threshold)]
+        table.add_row(*row, *((str(b.affine).lower(),) if bias else ()))
+    console = Console(file=sys.stdout, width=120)
+    console.print(table)
+    if curved:
+        console.print(f"{curved} component(s) with constant neurons C are curved (affine = false): "
+                      "c + sum_{k in C} a_k sigma(b_k) = c*.", markup=False)
+    if len(thresholds) < len(bs):
+        console.print(f"threshold null for {len(bs) - len(thresholds)} curved non-Morse-Bott component(s): "
+                      f"{bs[[b.threshold for b in bs].index(None)].threshold_reason}.", markup=False)
 
 
 def rate(
-    model: Annotated[Path, typer.Option(help="start network (.npz): two layers, no biases, one output")],
+    model: Annotated[Path, typer.Option(help="start network (.npz): two layers, one output, with or without "
+                                             "biases")],
     data: Annotated[Path, typer.Option(help="data file (.npz) with X (n, d) and Y (n, 1)")],
     t1: Annotated[float, typer.Option(help="final time of the gradient flow")] = 1e8,
     cluster_tol: Annotated[float, typer.Option(help="tolerance for reading off the branch at the end")] = 1e-2,
@@ -80,9 +98,11 @@ def rate(
         "lambda_min_positive": body["lambda_min_positive"], "predicted_rate (2 λ⁺_min)": body["predicted_rate"],
         "rate_relative_error": body["rate_relative_error"],
         "branch": None if res.branch is None else res.branch.label,
+        "branch_affine": None if res.branch is None else res.branch.affine,
         "codim": None if res.branch is None else res.branch.codim,
         "hessian_rank": body["hessian"]["rank"], "morse_bott": body["morse_bott"],
-        "expected_law": body["expected_kind"], "agrees": body["agrees"],
+        "expected_law": body["expected_kind"], "expected_law_reason": body["expected_reason"],
+        "agrees": body["agrees"],
         "kernel_fraction_last": body["kernel_fraction_last"], "kernel_exponent": body["kernel_exponent"],
     }
     print_kv("lossatlas recovery rate", rows)

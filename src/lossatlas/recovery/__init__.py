@@ -1,5 +1,8 @@
 """Global minima of two-layer networks: branches of ``Q*``, thresholds, Morse–Bott tests, rates.
 
+Bias-free students, or students with biases in both layers (``bias=True``; then components
+with constant neurons are curved and flagged ``affine = False``).
+
 References:
     L. Zhang, Y. Zhang, T. Luo, "Geometry and Local Recovery of Global Minima of Two-layer
     Neural Networks at Overparameterization", arXiv:2309.00508.
@@ -22,8 +25,11 @@ from ._branches import (
     identify_branch as identify_branch,
     intersect as intersect,
     join_theta as join_theta,
+    join_theta_bias as join_theta_bias,
+    n_params as n_params,
     random_teacher as random_teacher,
     split_theta as split_theta,
+    split_theta_bias as split_theta_bias,
 )
 from ._experiment import (
     RecoveryMethod as RecoveryMethod,
@@ -41,6 +47,7 @@ from ._geometry import (
     hessian_rank as hessian_rank,
     model_rank as model_rank,
     morse_bott_test as morse_bott_test,
+    student_network as student_network,
     tangent_features as tangent_features,
     threshold_profile as threshold_profile,
 )

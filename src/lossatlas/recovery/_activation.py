@@ -20,8 +20,15 @@ linear conditions of the branches depends on the parity structure of σ:
 - ``polynomial`` (``identity``) and ``non_analytic`` (``relu``): ``Q*`` is curved
   (``Σ a_k w_k = a* w*``; positive rescalings ``(a/c, c w)``). Not supported.
 
-Biases are not supported: with ``x̃ = (x, 1)`` neurons with ``w = 0`` output the constants
-``σ(b)``, whose cancellation set ``Σ a_k σ(b_k) = 0`` is curved.
+With biases (``bias=True``: the library's biased network, ``f = Σ_k a_k σ(w_k·x + b_k) + c``)
+the classes ``generic`` and ``odd_zero`` stay supported: with ``x̃ = (x, 1)``, ``w̃ = (w, b)`` the
+blocks are those above in dimension ``d + 1``, but neurons with ``w = 0`` output constants
+``σ(b)``, and the set ``c + Σ_{k∈C} a_k σ(b_k) = c*`` of such constant neurons is a *curved*
+manifold. For ``m > m0`` ``Q*`` therefore has non-affine components; they are enumerated and
+flagged (``affine = False``), see :mod:`lossatlas.recovery._branches`. The other classes are
+refused with biases: for ``sigmoid`` a sign flip ``σ(−z) = 1 − σ(z)`` moves the output bias
+(flipped copies couple to ``c``), and for ``softplus``/``gelu`` flipped pairs add affine functions
+``a (w·x + b)``; neither structure is enumerated.
 """
 
 from __future__ import annotations
@@ -90,6 +97,10 @@ def activation_kind(name: str) -> ActivationKind:
 def activation_support(name: str, m: int, m0: int, *, bias: bool = False) -> ActivationSupport:
     """Decide whether the branches of ``Q*`` are affine and fully enumerated for ``σ``, ``m``, ``m0``.
 
+    With ``bias=True`` (biases in both layers) ``supported`` means that every component of ``Q*``
+    is enumerated; ``affine`` is then False as soon as ``m > m0``, because constant neurons
+    (``w = 0``) give curved components, and `reason` says so.
+
     Raises:
         InputError: for an unknown activation name.
     """
@@ -97,14 +108,7 @@ def activation_support(name: str, m: int, m0: int, *, bias: bool = False) -> Act
     hint = f"use one of {', '.join(SUPPORTED_ACTIVATIONS)}"
     extra = m - m0
     if bias:
-        if extra >= 2:
-            return ActivationSupport(name, kind, m, m0, False, False,
-                                     "with biases, neurons with w = 0 output constants sigma(b) whose "
-                                     "cancellation set sum_k a_k sigma(b_k) = 0 is curved; use a "
-                                     "bias-free network")
-        return ActivationSupport(name, kind, m, m0, True, False,
-                                 "with biases, roots of sigma(b) = 0 and constant neurons add branches "
-                                 "that are not enumerated; use a bias-free network")
+        return _bias_support(name, kind, m, m0, hint)
     if kind in (ActivationKind.generic, ActivationKind.odd_zero):
         return ActivationSupport(name, kind, m, m0, True, True, "")
     if kind is ActivationKind.constant_plus_odd:
@@ -133,13 +137,36 @@ def activation_support(name: str, m: int, m0: int, *, bias: bool = False) -> Act
                              f"(a/c, c w) make Q* curved; {hint}")
 
 
-def require_support(name: str, m: int, m0: int) -> ActivationSupport:
+def _bias_support(name: str, kind: ActivationKind, m: int, m0: int, hint: str) -> ActivationSupport:
+    if kind in (ActivationKind.generic, ActivationKind.odd_zero):
+        if m == m0:
+            return ActivationSupport(name, kind, m, m0, True, True, "")
+        return ActivationSupport(name, kind, m, m0, False, True,
+                                 "with biases, neurons with w = 0 output constants sigma(b); the components with "
+                                 "such constant neurons C satisfy c + sum_{k in C} a_k sigma(b_k) = c*, a curved "
+                                 "manifold: they are enumerated with affine = false")
+    if kind is ActivationKind.constant_plus_odd:
+        return ActivationSupport(name, kind, m, m0, False, False,
+                                 f"with biases, {name}'s flip sigma(-z) = 1 - sigma(z) shifts the output bias, so "
+                                 f"sign-flipped copies couple to c: not enumerated; {hint}, or a bias-free network")
+    if kind is ActivationKind.linear_plus_even:
+        return ActivationSupport(name, kind, m, m0, False, False,
+                                 f"with biases, {name}'s flipped pairs add affine functions a (w.x + b) "
+                                 f"(sigma(z) - sigma(-z) = z) that can cancel each other and the output bias: "
+                                 f"not enumerated; {hint}, or a bias-free network")
+    base = activation_support(name, m, m0)
+    return dataclasses.replace(base, reason=base.reason + " (with or without biases)")
+
+
+def require_support(name: str, m: int, m0: int, *, bias: bool = False) -> ActivationSupport:
     """:func:`activation_support`, raising :class:`InputError` when unsupported.
 
     Raises:
-        InputError: if the branches are not affine or not fully enumerated.
+        InputError: if the components are not fully enumerated (curved components of a
+            supported biased set-up are enumerated and flagged, not refused).
     """
-    sup = activation_support(name, m, m0)
+    sup = activation_support(name, m, m0, bias=bias)
     if not sup.supported:
-        raise InputError(f"activation {name!r} with m={m}, m0={m0}: {sup.reason}.")
+        where = ", with biases" if bias else ""
+        raise InputError(f"activation {name!r} with m={m}, m0={m0}{where}: {sup.reason}.")
     return sup

@@ -41,7 +41,7 @@ class RecoveryTrials:
     """Outcomes of `trials` descents started ``ε`` away from random points of one branch."""
 
     branch: str
-    threshold: int
+    threshold: int | None
     n: int
     eps: float
     method: RecoveryMethod
@@ -66,9 +66,9 @@ class RecoveryTrials:
 
 
 @ft.lru_cache(maxsize=32)
-def _make_lm(m, d, activation):
+def _make_lm(m, d, activation, bias=False):
     def resid(theta, X, y):
-        return forward(theta, X, m, d, activation) - y
+        return forward(theta, X, m, d, activation, bias) - y
 
     @jax.jit
     def parts(theta, X, y):
@@ -79,13 +79,13 @@ def _make_lm(m, d, activation):
 
 
 def levenberg(theta0, X, y, m: int, d: int, activation: str, *, max_steps: int = 400,
-              rtol_residual: float = 1e-13, mu0: float = 1e-3) -> np.ndarray:
+              rtol_residual: float = 1e-13, mu0: float = 1e-3, bias: bool = False) -> np.ndarray:
     """Levenberg's method with plain ``μI`` damping on the residuals ``f(θ, X) − y``.
 
     Marquardt's ``μ diag(JᵀJ)`` scaling is avoided on purpose: near dead neurons (``a_k ≈ 0``)
-    it takes huge steps in ``w_k``.
+    it takes huge steps in ``w_k``. `bias` selects the student with biases in both layers.
     """
-    parts = _make_lm(m, d, activation)
+    parts = _make_lm(m, d, activation, bool(bias))
     X, y = jnp.asarray(X), jnp.asarray(y)
     theta = np.asarray(theta0, dtype=np.float64)
     r, J = (np.asarray(v) for v in parts(jnp.asarray(theta), X, y))
@@ -96,7 +96,11 @@ def levenberg(theta0, X, y, m: int, d: int, activation: str, *, max_steps: int =
             break
         g, A = J.T @ r, J.T @ J
         for _inner in range(30):
-            step = np.linalg.solve(A + mu * np.eye(A.shape[0]), -g)
+            try:
+                step = np.linalg.solve(A + mu * np.eye(A.shape[0]), -g)
+            except np.linalg.LinAlgError:  # μ below round-off of a singular JᵀJ: damp more
+                mu *= 4.0
+                continue
             cand = theta + step
             rc, Jc = (np.asarray(v) for v in parts(jnp.asarray(cand), X, y))
             lc = float(rc @ rc)
@@ -126,7 +130,7 @@ def local_recovery(branch: Branch, teacher: Teacher, n: int, *, eps: float = 0.0
     if n < 1 or trials < 1 or not eps > 0:
         raise InputError(f"need n >= 1, trials >= 1 and eps > 0, got n={n}, trials={trials}, eps={eps}.")
     method = RecoveryMethod(method)
-    m, d, act = branch.m, branch.d, teacher.activation
+    m, d, act, bias = branch.m, branch.d, teacher.activation, branch.bias
     rng = np.random.default_rng(seed)
     X_test = rng.standard_normal((n_test, d))
     y_test = teacher(X_test)
@@ -138,11 +142,12 @@ def local_recovery(branch: Branch, teacher: Teacher, n: int, *, eps: float = 0.0
         u = rng.standard_normal(base.shape)
         theta0 = base + eps * u / np.linalg.norm(u)
         if method is RecoveryMethod.levenberg:
-            theta = levenberg(theta0, X, y, m, d, act)
+            theta = levenberg(theta0, X, y, m, d, act, bias=bias)
         else:
-            theta = _flow(theta0, X, y, m, d, act, t1)
-        train = float(np.sqrt(np.mean((np.asarray(forward(jnp.asarray(theta), jnp.asarray(X), m, d, act)) - y) ** 2)))
-        test = float(np.sqrt(np.mean((np.asarray(forward(jnp.asarray(theta), jnp.asarray(X_test), m, d, act))
+            theta = _flow(theta0, X, y, m, d, act, t1, bias)
+        train = float(np.sqrt(np.mean((np.asarray(forward(jnp.asarray(theta), jnp.asarray(X), m, d, act, bias))
+                                       - y) ** 2)))
+        test = float(np.sqrt(np.mean((np.asarray(forward(jnp.asarray(theta), jnp.asarray(X_test), m, d, act, bias))
                                       - y_test) ** 2)))
         if train <= train_tol and test <= test_tol:
             outcomes.append(RecoveryOutcome.recovered)
@@ -156,15 +161,12 @@ def local_recovery(branch: Branch, teacher: Teacher, n: int, *, eps: float = 0.0
                           np.asarray(tr), np.asarray(te))
 
 
-def _flow(theta0, X, y, m, d, act, t1):
+def _flow(theta0, X, y, m, d, act, t1, bias=False):
     from ..data import Dataset
     from ..dynamics import gradient_flow
     from ..landscape import Landscape
-    from ..models import MLP
-    from ._branches import split_theta
+    from ._geometry import student_network
 
-    W, a = split_theta(theta0, m, d)
-    ls = Landscape(MLP((jnp.asarray(W), jnp.asarray(a)[None, :]), None, act),
-                   Dataset(jnp.asarray(X), jnp.asarray(y)[:, None]))
+    ls = Landscape(student_network(theta0, m, d, act, bias), Dataset(jnp.asarray(X), jnp.asarray(y)[:, None]))
     return np.asarray(gradient_flow(ls, jnp.asarray(theta0), t1=t1, solver="bdf", steady_tol=1e-14,
                                     n_save=20).theta)

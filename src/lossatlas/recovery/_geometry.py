@@ -4,6 +4,11 @@ On ``Q*`` all residuals vanish, so the Hessian of ``R(θ) = (1/2n) Σ_i (f(θ, x
 exactly its Gauss–Newton part ``∇²R = JᵀJ/n`` with ``J_{i,·} = ∂_θ f(θ, x_i)``; hence
 ``rank ∇²R = rank J = min(n, r_κ)`` at a generic point for generic samples. The branch is
 Morse–Bott there iff ``rank ∇²R = codim A_κ``.
+
+Every function takes ``bias`` (default False): with ``bias=True`` the student has biases in
+both layers, ``f(θ, x) = σ(x W1ᵀ + b1)·a + c`` with flat order ``(vec W1, b1, a, c)``. Morse–Bott
+is defined for curved components (smooth manifolds) too; their tangent space is taken at the
+point tested.
 """
 
 from __future__ import annotations
@@ -17,22 +22,25 @@ import numpy as np
 from .._config import check_finite, check_float64, check_x64
 from .._errors import InputError
 from ..models import get_activation
-from ._branches import Branch, Teacher, split_theta
+from ._branches import Branch, Teacher, n_params, split_theta, split_theta_bias
 
 
-def forward(theta, X, m: int, d: int, activation: str):
-    """``f(θ, X) = σ(X W1ᵀ) a`` of shape ``(n,)`` (pure JAX, traceable)."""
-    W = jnp.reshape(theta[: m * d], (m, d))
-    a = theta[m * d : m * d + m]
-    return get_activation(activation)(X @ W.T) @ a
+def forward(theta, X, m: int, d: int, activation: str, bias: bool = False):
+    """``f(θ, X) = σ(X W1ᵀ) a`` (or ``σ(X W1ᵀ + b1) a + c`` with `bias`), shape ``(n,)`` (pure JAX, traceable)."""
+    md = m * d
+    W = jnp.reshape(theta[:md], (m, d))
+    if not bias:
+        return get_activation(activation)(X @ W.T) @ theta[md : md + m]
+    b, a, c = theta[md : md + m], theta[md + m : md + 2 * m], theta[md + 2 * m]
+    return get_activation(activation)(X @ W.T + b) @ a + c
 
 
-def tangent_features(theta, X, m: int, d: int, activation: str) -> np.ndarray:
-    """``J = ∂_θ f(θ, X)`` of shape ``(n, m(d+1))`` in the library's flat order."""
+def tangent_features(theta, X, m: int, d: int, activation: str, bias: bool = False) -> np.ndarray:
+    """``J = ∂_θ f(θ, X)`` of shape ``(n, M)`` in the library's flat order (``M`` from :func:`n_params`)."""
     check_x64()
     theta = jnp.asarray(theta, dtype=jnp.float64)
     X = jnp.asarray(X, dtype=jnp.float64)
-    return np.asarray(jax.jacfwd(forward)(theta, X, m, d, activation))
+    return np.asarray(jax.jacfwd(forward)(theta, X, m, d, activation, bias))
 
 
 def numerical_rank(s, rtol: float) -> tuple[int, float, float]:
@@ -49,18 +57,18 @@ def numerical_rank(s, rtol: float) -> tuple[int, float, float]:
 
 
 def model_rank(theta, m: int, d: int, activation: str, *, n_probe: int | None = None, seed: int = 0,
-               rtol: float = 1e-8) -> int:
+               rtol: float = 1e-8, bias: bool = False) -> int:
     """``dim span{∂_θp f(θ, ·)}``, measured as the rank of ``J`` on random Gaussian probe inputs."""
-    M = m * (d + 1)
+    M = n_params(m, d, bias=bias)
     n_probe = n_probe or max(600, 4 * M)
     X = np.random.default_rng(seed).standard_normal((n_probe, d))
-    s = np.linalg.svd(tangent_features(theta, X, m, d, activation), compute_uv=False)
+    s = np.linalg.svd(tangent_features(theta, X, m, d, activation, bias), compute_uv=False)
     return numerical_rank(s, rtol)[0]
 
 
-def gauss_newton(theta, X, m: int, d: int, activation: str) -> np.ndarray:
+def gauss_newton(theta, X, m: int, d: int, activation: str, bias: bool = False) -> np.ndarray:
     """``JᵀJ/n``: the exact Hessian of the empirical loss at points of ``Q*``."""
-    J = tangent_features(theta, X, m, d, activation)
+    J = tangent_features(theta, X, m, d, activation, bias)
     return J.T @ J / J.shape[0]
 
 
@@ -135,13 +143,22 @@ class MorseBottTest:
                 "predicted": self.predicted}
 
 
-def _landscape(theta, X, y, m, d, activation):
-    from ..data import Dataset
-    from ..landscape import Landscape
+def student_network(theta, m: int, d: int, activation: str, bias: bool = False):
+    """The two-layer :class:`~lossatlas.models.MLP` with flat parameters ``θ`` (biases in both layers if `bias`)."""
     from ..models import MLP
 
+    if bias:
+        W, b, a, c = split_theta_bias(theta, m, d)
+        return MLP((jnp.asarray(W), jnp.asarray(a)[None, :]), (jnp.asarray(b), jnp.asarray([c])), activation)
     W, a = split_theta(theta, m, d)
-    net = MLP((jnp.asarray(W), jnp.asarray(a)[None, :]), None, activation)
+    return MLP((jnp.asarray(W), jnp.asarray(a)[None, :]), None, activation)
+
+
+def _landscape(theta, X, y, m, d, activation, bias=False):
+    from ..data import Dataset
+    from ..landscape import Landscape
+
+    net = student_network(theta, m, d, activation, bias)
     return Landscape(net, Dataset(jnp.asarray(X), jnp.asarray(y)[:, None]))
 
 
@@ -165,7 +182,7 @@ def morse_bott_test(branch: Branch, teacher: Teacher, X, *, theta=None, seed: in
 
     The Hessian is the library's dense autodiff Hessian of the landscape (not ``JᵀJ/n``); its
     distance to ``JᵀJ/n`` is reported as `gauss_newton_error`, and ``‖H T‖`` over the branch's
-    direction space as `tangent_residual`.
+    tangent space (at ``θ`` for a curved component) as `tangent_residual`.
 
     Raises:
         InputError: for float32 / non-finite inputs or mismatched shapes.
@@ -173,17 +190,20 @@ def morse_bott_test(branch: Branch, teacher: Teacher, X, *, theta=None, seed: in
     from ..curvature import dense_hessian
 
     X = check_inputs(X, branch.d)
-    m, d, act = branch.m, branch.d, teacher.activation
-    theta = branch.random_point(teacher, seed=seed) if theta is None else np.asarray(theta)
+    m, d, act, bias = branch.m, branch.d, teacher.activation, branch.bias
+    theta = branch.random_point(teacher, seed=seed) if theta is None else theta
     check_float64("theta", theta)
     check_finite("theta", theta)
+    theta = np.asarray(theta)
+    if theta.shape != (branch.n_params,):
+        raise InputError(f"theta must have shape ({branch.n_params},) for this branch, got {theta.shape}.")
     y = teacher(X)
-    ls = _landscape(theta, X, y, m, d, act)
+    ls = _landscape(theta, X, y, m, d, act, bias)
     th = jnp.asarray(theta)
     H = dense_hessian(ls, th)
     hr = hessian_rank(H, rtol=rtol)
-    GN = gauss_newton(theta, X, m, d, act)
-    T = branch.tangent_basis()
+    GN = gauss_newton(theta, X, m, d, act, bias)
+    T = branch.tangent_basis(theta, teacher)
     scale = max(float(np.max(np.abs(H))), 1e-300)
     n = X.shape[0]
     return MorseBottTest(
@@ -201,7 +221,9 @@ class ThresholdProfile:
 
     `ranks[i]` is the rank with the first `ns[i]` samples. `measured_model_rank` is the plateau
     (``r_κ``); `mb_sample_size` the first ``n`` with ``rank = codim`` (``None`` for non-MB
-    branches). `threshold` is ``N_t = codim`` and `bound` is ``m(d+1)``.
+    branches). `threshold` is ``N_t = codim`` (``None`` for a curved non-Morse–Bott component,
+    see :attr:`Branch.threshold_reason`) and `bound` is the parameter count ``M``: ``m(d+1)``,
+    or ``m(d+2) + 1`` with biases.
     """
 
     branch: str
@@ -210,13 +232,14 @@ class ThresholdProfile:
     measured_model_rank: int
     predicted_model_rank: int
     mb_sample_size: int | None
-    threshold: int
+    threshold: int | None
     bound: int
 
     @property
     def within_bound(self) -> bool:
-        """``N_t ≤ m(d+1)`` and, when measured, the MB sample size too."""
-        return self.threshold <= self.bound and (self.mb_sample_size is None or self.mb_sample_size <= self.bound)
+        """``N_t ≤ M`` (when defined) and, when measured, the MB sample size too."""
+        return ((self.threshold is None or self.threshold <= self.bound)
+                and (self.mb_sample_size is None or self.mb_sample_size <= self.bound))
 
     def to_record(self) -> dict:
         """JSON-ready dict."""
@@ -231,14 +254,14 @@ def threshold_profile(branch: Branch, teacher: Teacher, *, n_max: int | None = N
                       rtol: float = 1e-10) -> ThresholdProfile:
     """Ranks of ``∇²R = JᵀJ/n`` at a random point of `branch` for ``n = 1 … n_max`` Gaussian samples.
 
-    ``n_max`` defaults to ``m(d+1) + 2``: past the largest possible rank.
+    ``n_max`` defaults to ``M + 2``: past the largest possible rank.
     """
     M = branch.n_params
     n_max = n_max or M + 2
     rng = np.random.default_rng(seed + 1)
     X = rng.standard_normal((n_max, branch.d))
     theta = branch.random_point(teacher, seed=seed)
-    J = tangent_features(theta, X, branch.m, branch.d, teacher.activation)
+    J = tangent_features(theta, X, branch.m, branch.d, teacher.activation, branch.bias)
     ns, ranks = tuple(range(1, n_max + 1)), []
     for n in ns:
         Jn = J[:n]

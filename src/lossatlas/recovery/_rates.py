@@ -6,6 +6,11 @@ smallest positive eigenvalue of ``∇²R(θ∞)``. Where Morse–Bott fails (spl
 ``R`` is quartic in the spread ``e = w1 − w2``, so ``R ~ t^{−2}`` and ``|e| ~ t^{−1/2}``; the
 displacement from the branch then lies ever more in ``ker ∇²R``: its fraction in the range,
 ``|P_range δ| / |δ|``, decays like ``|δ| ~ t^{−1/2}``.
+
+Networks with biases (in both layers) are accepted. If the flow ends on a curved component
+(constant neurons, see :mod:`lossatlas.recovery._branches`) that is not Morse–Bott, no law is
+predicted (`expected_kind` is ``None`` and `expected_reason` says why): the quartic-loss
+argument above was made for split neurons on affine branches only.
 """
 
 from __future__ import annotations
@@ -33,6 +38,8 @@ class RateAnalysis:
     - `kernel_ts`, `kernel_fraction`: ``|P_range δ(t)| / |δ(t)|`` with ``δ`` the displacement
       from the branch closure and ``P_range`` the projector on the range of ``∇²R(θ_end)``;
       `kernel_exponent` its fitted algebraic decay exponent.
+    - `expected_reason`: why `expected_kind` is ``None`` (no branch, or a curved non-Morse–Bott
+      component); ``None`` otherwise.
     """
 
     flow: FlowSolution
@@ -46,6 +53,7 @@ class RateAnalysis:
     kernel_ts: np.ndarray
     kernel_fraction: np.ndarray
     kernel_exponent: float
+    expected_reason: str | None = None
 
     @property
     def rate_relative_error(self) -> float:
@@ -73,6 +81,7 @@ class RateAnalysis:
             "teacher": None if self.teacher is None else self.teacher.to_record(),
             "morse_bott": self.morse_bott,
             "expected_kind": None if self.expected_kind is None else self.expected_kind.value,
+            "expected_reason": self.expected_reason,
             "agrees": self.agrees,
             "kernel_fraction_last": float(self.kernel_fraction[-1]) if self.kernel_fraction.size else None,
             "kernel_fraction_time": float(self.kernel_ts[-1]) if self.kernel_ts.size else None,
@@ -80,12 +89,12 @@ class RateAnalysis:
         }
 
 
-def _check_two_layer(net) -> tuple[int, int]:
-    if net.depth != 2 or net.has_bias or net.widths[-1] != 1:
+def _check_two_layer(net) -> tuple[int, int, bool]:
+    if net.depth != 2 or net.widths[-1] != 1:
         raise InputError(
-            "recovery works on two-layer bias-free networks with one output (W1 of shape (m, d), "
-            f"W2 of shape (1, m)); got widths {net.widths}{' with biases' if net.has_bias else ''}.")
-    return net.widths[1], net.widths[0]
+            "recovery works on two-layer networks with one output (W1 of shape (m, d), W2 of shape (1, m), "
+            f"optionally biases b1 (m,) and b2 (1,)); got widths {net.widths}.")
+    return net.widths[1], net.widths[0], net.has_bias
 
 
 def fit_window(ts, losses, *, floor: float = 1e-27, drop: float = 1e-3):
@@ -104,12 +113,12 @@ def flow_rate(net, data, *, t1: float = 1e8, cluster_tol: float = 1e-2, rtol: fl
     :func:`identify_branch` (tolerance `cluster_tol`).
 
     Raises:
-        InputError: for networks that are not two-layer, bias-free, single-output, or bad data.
+        InputError: for networks that are not two-layer with one output, or bad data.
     """
     from ..curvature import dense_hessian
     from ..landscape import Landscape
 
-    m, d = _check_two_layer(net)
+    m, d, bias = _check_two_layer(net)
     ls = Landscape(net, data)
     theta0 = ls.ravel()
     flow = gradient_flow(ls, theta0, t1=t1, solver="bdf", rtol=rtol, atol=atol, steady_tol=1e-15,
@@ -124,26 +133,30 @@ def flow_rate(net, data, *, t1: float = 1e8, cluster_tol: float = 1e-2, rtol: fl
             law = dataclasses.replace(late, kind=ConvergenceKind.algebraic)
     theta_end = np.asarray(flow.theta)
     try:
-        branch, teacher = identify_branch(theta_end, m, d, net.activation, tol=cluster_tol)
+        branch, teacher = identify_branch(theta_end, m, d, net.activation, tol=cluster_tol, bias=bias)
     except InputError:
         branch = teacher = None
     empty = np.zeros(0)
     if branch is None:
         hr = hessian_rank(dense_hessian(ls, jnp.asarray(theta_end)))
         return RateAnalysis(flow, law, hr, 2.0 * hr.smallest_positive, None, None, None, None, empty, empty,
-                            float("nan"))
+                            float("nan"), "the end point is on no component of Q* (within cluster_tol)")
     # θ∞ is approximated by the projection of the end point onto the branch closure of the
     # teacher read off at the end point; there the Hessian is the Gauss–Newton matrix JᵀJ/n
     # (exact on Q*, and insensitive to the O(R) error of the estimated teacher).
     theta_inf = branch.project(theta_end, teacher)
-    hr = hessian_rank(gauss_newton(theta_inf, np.asarray(data.X), m, d, net.activation))
+    hr = hessian_rank(gauss_newton(theta_inf, np.asarray(data.X), m, d, net.activation, bias))
     mb = hr.rank == branch.codim
     kts, kf = kernel_fraction(flow.ts, flow.thetas, branch, teacher, ls, theta_inf=theta_inf)
     kexp = float("nan")
     if kf.size >= 4:
         kexp = fit_convergence_law(kts, kf, tail=0.5).exponent
-    return RateAnalysis(flow, law, hr, 2.0 * hr.smallest_positive, branch, teacher, mb,
-                        ConvergenceKind.exponential if mb else ConvergenceKind.algebraic, kts, kf, kexp)
+    expected, reason = ConvergenceKind.exponential if mb else ConvergenceKind.algebraic, None
+    if not mb and not branch.affine:
+        expected, reason = None, ("curved component that is not Morse-Bott: the algebraic law R ~ t^-2 was "
+                                  "derived for split neurons on affine branches only")
+    return RateAnalysis(flow, law, hr, 2.0 * hr.smallest_positive, branch, teacher, mb, expected, kts, kf, kexp,
+                        reason)
 
 
 def kernel_fraction(ts, thetas, branch: Branch, teacher: Teacher, ls, *, theta_inf=None,
@@ -156,7 +169,7 @@ def kernel_fraction(ts, thetas, branch: Branch, teacher: Teacher, ls, *, theta_i
     """
     thetas = np.asarray(thetas)
     theta_inf = branch.project(thetas[-1], teacher) if theta_inf is None else theta_inf
-    H = gauss_newton(theta_inf, np.asarray(ls.data.X), branch.m, branch.d, teacher.activation)
+    H = gauss_newton(theta_inf, np.asarray(ls.data.X), branch.m, branch.d, teacher.activation, branch.bias)
     lam, V = np.linalg.eigh(H)
     U = V[:, lam > 1e-10 * np.max(np.abs(lam))]
     out_t, out_f = [], []
