@@ -484,14 +484,16 @@ def measure_dense(ls, theta, worker: TorchWorker, widths, reps: int) -> dict:
     return rec, truth
 
 
-#: lossatlas settings for (b): its default, and a residual target matched to PyHessian's default
-#: accuracy (each eigenvalue then provably within 1e-3·|λ_max| of a true one, Weyl's bound).
+#: lossatlas settings for (b): its default residual target, and looser ones matched to PyHessian's
+#: accuracies (each eigenvalue then provably within residual_target·|λ_max| of a true one, Weyl).
 LOSSATLAS_SETTINGS = {
     "default": {"residual_target": 1e-10},
+    "r1e-6": {"residual_target": 1e-6},
     "matched": {"residual_target": 1e-3},
 }
-#: Which lossatlas setting is compared with which PyHessian setting (equal or better accuracy).
-PAIRINGS = {"default": ["default", "matched"], "tight": ["default"]}
+#: Which lossatlas settings are compared with which PyHessian setting; the verdict takes the
+#: fastest one whose measured error is no larger than PyHessian's.
+PAIRINGS = {"default": ["default", "r1e-6", "matched"], "tight": ["default", "r1e-6", "matched"]}
 
 
 def measure_top5(ls, theta, worker: TorchWorker, truth_desc, reps: dict) -> dict:
@@ -518,7 +520,7 @@ def measure_top5(ls, theta, worker: TorchWorker, truth_desc, reps: dict) -> dict
         for ph_label in PYHESSIAN_SETTINGS:
             if r >= reps[f"top5_{ph_label}"]:
                 continue
-            mine = {la: la_run(la, r) for la in PAIRINGS[ph_label]}
+            mine = {la: la_run(la, r) for la in PAIRINGS[ph_label]}  # alternate with PyHessian
             ph = worker.call("pyhessian", seed=r, **PYHESSIAN_SETTINGS[ph_label])
             ph_runs[ph_label].append(ph)
             for la, run in mine.items():
@@ -772,30 +774,35 @@ def markdown_table(doc: dict) -> str:
         "(b) top-5 eigenvalues, lossatlas vs PyHessian 0.1 (target ≥ 10× faster at ≤ error); "
         "speed-ups are medians of side-by-side ratios",
         "",
-        "| model | lossatlas 1e-10 | HVPs | max rel err | lossatlas 1e-3 | HVPs | max rel err "
-        "| PyHessian default | HVPs | median rel err | speed-up (1e-10 / 1e-3) "
-        "| PyHessian tol 1e-6 | HVPs | median rel err | speed-up (1e-10) | met |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
+        "| model | lossatlas 1e-10 | HVPs | max rel err | lossatlas 1e-6 | HVPs | max rel err "
+        "| lossatlas 1e-3 | HVPs | max rel err | PyHessian default | HVPs | median rel err "
+        "| speed-up (1e-10 / 1e-6 / 1e-3) | PyHessian tol 1e-6 | HVPs | median rel err "
+        "| speed-up (1e-10 / 1e-6 / 1e-3) | met |",
+        "|---|" + "---:|" * 18 + "---|",
     ]
     for r in doc["cases"]:
         b = r["b_top5"]
-        ld, lm = b["lossatlas"]["default"], b["lossatlas"]["matched"]
         d, t = b["pyhessian"]["default"], b["pyhessian"]["tight"]
-        dv, tv = d["versus_lossatlas"], t["versus_lossatlas"]
 
         def sp(c):
-            tag = "" if c["lossatlas_at_least_as_accurate"] else " (less accurate)"
+            tag = "" if c["lossatlas_at_least_as_accurate"] else "*"
             return f"{c['speedup_paired_median']:.1f}×{tag}"
 
-        out.append(
-            f"| {r['name']} | {_fmt_t(ld['time']['median_s'])} | {ld['matvecs_median']:.0f} | "
-            f"{ld['max_rel_error']['max']:.0e} | {_fmt_t(lm['time']['median_s'])} | {lm['matvecs_median']:.0f} | "
-            f"{lm['max_rel_error']['max']:.0e} | {_fmt_t(d['time']['median_s'])} | "
-            f"{d['matvecs_median']:.0f} | {d['max_rel_error']['median']:.0e} | "
-            f"{sp(dv['default'])} / {sp(dv['matched'])} | {_fmt_t(t['time']['median_s'])} | "
-            f"{t['matvecs_median']:.0f} | {t['max_rel_error']['median']:.0e} | "
-            f"{sp(tv['default'])} | {'yes' if b['verdict']['met'] else 'NO'} |"
-        )
+        cells = []
+        for la in ("default", "r1e-6", "matched"):
+            x = b["lossatlas"][la]
+            err = x["max_rel_error"]["max"]
+            cells.append(f"{_fmt_t(x['time']['median_s'])} | {x['matvecs_median']:.0f} | {err:.0e}")
+        row = [r["name"], *cells]
+        for ph in (d, t):
+            v = ph["versus_lossatlas"]
+            row.append(f"{_fmt_t(ph['time']['median_s'])} | {ph['matvecs_median']:.0f} | "
+                       f"{ph['max_rel_error']['median']:.0e} | "
+                       + " / ".join(sp(v[la]) for la in ("default", "r1e-6", "matched")))
+        row.append("yes" if b["verdict"]["met"] else "NO")
+        out.append("| " + " | ".join(row) + " |")
+    out.append("")
+    out.append("`*`: that lossatlas setting was less accurate than PyHessian's median (not counted).")
     out += [
         "",
         "(c) dense Hessian + eigh, lossatlas vs torch",

@@ -65,8 +65,12 @@ def _extend_impl(ls: Landscape, theta, Q, a, b, j0, j1, key):
     """
 
     def orth(Q, w):
-        w = w - Q.T @ (Q @ w)
-        return w - Q.T @ (Q @ w)  # twice is enough (Kahan-Parlett)
+        # Classical Gram-Schmidt, repeated only when the first pass cancelled most of w
+        # (the DGKS test ||w'|| < ||w||/√2; "twice is enough", Kahan-Parlett). Each pass reads
+        # the whole Krylov buffer, which is memory-bound for large p, so one pass is the norm.
+        w1 = w - Q.T @ (Q @ w)
+        return jax.lax.cond(jnp.linalg.norm(w1) < 0.7071 * jnp.linalg.norm(w),
+                            lambda v: v - Q.T @ (Q @ v), lambda v: v, w1)
 
     def fresh(Q, j):
         r = orth(Q, jax.random.normal(jax.random.fold_in(key, j), (Q.shape[1],), dtype=Q.dtype))
@@ -78,7 +82,9 @@ def _extend_impl(ls: Landscape, theta, Q, a, b, j0, j1, key):
         w = _hv(ls, theta, Q[j])
         aj = jnp.vdot(Q[j], w)
         scale = jnp.maximum(scale, jnp.abs(aj) + jnp.linalg.norm(w))
-        w = orth(Q, w)
+        # the three-term recurrence, then one full reorthogonalisation pass (two if needed)
+        b_prev = jnp.where(j > 0, b[j - 1], 0.0)
+        w = orth(Q, w - aj * Q[j] - b_prev * Q[j - 1])
         bj = jnp.linalg.norm(w)
         broke = bj <= _BREAKDOWN * scale
         w = jax.lax.cond(broke, fresh, lambda Q, j: w, Q, j)
