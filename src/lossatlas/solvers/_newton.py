@@ -19,6 +19,7 @@ import numpy as np
 from .._errors import InputError
 from ..curvature._dense import _raw_hessian
 from ..landscape import Landscape
+from ._escape import EscapeMonitor
 from ._floor import gradient_floor
 from ._results import RESULTS, CriticalPointSolution
 
@@ -38,7 +39,7 @@ class AbstractCriticalPointSolver(eqx.Module):
 class _Tracker:
     """Shared bookkeeping: convergence target with the round-off floor, flatness, stalls."""
 
-    def __init__(self, ls, gtol, flat_threshold, stall_window):
+    def __init__(self, ls, gtol, flat_threshold, stall_window, escape_window=100):
         self.ls, self.gtol = ls, float(gtol)
         self.flat_threshold, self.stall_window = flat_threshold, stall_window
         self.history: list[float] = []
@@ -46,6 +47,28 @@ class _Tracker:
         self.floor_checked_at = np.inf
         self.num_hessians = 0
         self.num_hvp = 0
+        self.escape = EscapeMonitor(ls, window=escape_window) if escape_window else None
+        self.loss_scale = _loss_scale(ls)
+        self.reductions_tried = 0
+
+    def record(self, theta, L, gnorm_inf) -> None:
+        self.history.append(gnorm_inf)
+        if self.escape is not None:
+            self.escape.record(theta, L)
+
+    def loss_noise(self, *losses) -> float:
+        """Round-off of a loss value (or of a difference of two)."""
+        return 64 * _EPS * max(*(abs(v) for v in losses), self.loss_scale, 1e-300)
+
+    def escaping(self, theta, L, final=False) -> dict | None:
+        """Evidence that the iterates escape along a channel (checked periodically and at the end)."""
+        if self.escape is None:
+            return None
+        if final:
+            return self.escape.final(theta, self.loss_noise(L))
+        if not self.escape.due():
+            return None
+        return self.escape.update(theta, self.loss_noise(L))
 
     def converged(self, theta, gnorm_inf, hnorm) -> RESULTS | None:
         if gnorm_inf <= self.gtol:
@@ -58,8 +81,8 @@ class _Tracker:
             return RESULTS.roundoff_floor
         return None
 
-    def stalled(self) -> bool:
-        h = self.history
+    def stalled(self, history=None) -> bool:
+        h = self.history if history is None else history
         w = self.stall_window
         return len(h) > w and min(h[-w:]) > 0.5 * h[-w - 1]
 
@@ -72,6 +95,18 @@ class _Tracker:
             return 0.0
         Hg = V @ (lam * (V.T @ g))
         return float(np.linalg.norm(Hg) / (hn * gn))
+
+
+def _loss_scale(ls) -> float:
+    """Size of the terms that cancel in the loss value, beyond the loss itself.
+
+    The closed-form population loss ``½(s·s − 2 s·t + t·t)`` is a difference of terms of the
+    size of the teacher's output power ``½ t·t = L(θ=0)``, so its round-off is ``~ε t·t`` even
+    where the loss is ~0; an empirical loss is a sum of squares (no cancellation): 0.
+    """
+    if not ls.is_population:
+        return 0.0
+    return abs(float(ls.loss(jnp.zeros(ls.n_params))))
 
 
 def _eigh(ls, theta):
@@ -90,6 +125,7 @@ def _finish(ls, theta, L, g, result, tracker, steps, t0, extra=None) -> Critical
         "num_steps": steps,
         "num_hessians": tracker.num_hessians,
         "num_hvp": tracker.num_hvp,
+        "reductions_tried": tracker.reductions_tried,
         "gradient_floor": tracker.floor,
         "target": max(tracker.gtol, tracker.floor),
         "wall_time": time.perf_counter() - t0,
@@ -143,50 +179,104 @@ class NewtonTrustRegion(AbstractCriticalPointSolver):
     Dense Hessian and an exact trust-region subproblem (eigendecomposition) up to
     `dense_limit` parameters; Steihaug-Toint truncated CG with Hessian-vector products beyond.
     Quadratic convergence near non-degenerate minima.
+
+    - A rejected step leaves ``θ`` unchanged, so its Hessian and eigendecomposition are reused
+      for the next trust region (radius × `shrink` of the rejected step's length); a good step
+      (``ρ > 0.75``) that reaches the boundary grows the radius by `expand`. The step budget
+      `max_steps` counts rejected steps too.
+    - Steps are judged by the loss decrease against the model's prediction, unless the
+      prediction is below the round-off of the loss values — including the cancellation in a
+      closed-form population loss (see :func:`_loss_scale`) — where the gradient norm decides.
+    - Every 25 steps the solver checks whether its iterates escape to infinity along a channel
+      (:mod:`lossatlas.solvers._escape`, trailing window `escape_window`) and stops with
+      ``RESULTS.diverging`` if so, also when the gradient has already met `gtol` there
+      (``escape_window=0`` switches the check off).
+    - At the steps listed in `reduce_at`, if ``||∇L||_∞ ≤ reduce_below`` and not yet converged,
+      it tries Newton through the symmetry reduction
+      (:func:`lossatlas.symmetry.polish_through_reduction`) and returns the projected point if
+      its own gradient meets `gtol` (``stats['symmetry_projection']``): on degenerate critical
+      manifolds (split neurons, zero groups) the trust region converges only slowly, while the
+      reduced network is non-degenerate. Off by default.
     """
 
     gtol: float = 1e-12
     initial_radius: float = 1.0
     max_radius: float = 1e3
     eta: float = 0.05
+    expand: float = 2.0
+    shrink: float = 0.25
     dense_limit: int = 3000
     flat_threshold: float = 1e-2
     stall_window: int = 25
+    escape_window: int = 100
+    reduce_at: tuple[int, ...] = ()
+    reduce_below: float = 1e-6
 
     def __check_init__(self):
+        if any(int(k) < 1 for k in self.reduce_at):
+            raise InputError(f"`reduce_at` must hold step numbers >= 1, got {self.reduce_at}.")
         if not 0.0 < self.eta < 0.25:
             raise InputError(f"`eta` must lie in (0, 0.25), got {self.eta}.")
         if self.gtol < 0:
             raise InputError(f"`gtol` must be >= 0, got {self.gtol}.")
+        if not self.expand > 1:
+            raise InputError(f"`expand` must be > 1, got {self.expand}.")
+        if not 0 < self.shrink < 1:
+            raise InputError(f"`shrink` must lie in (0, 1), got {self.shrink}.")
+        if self.escape_window < 0 or self.escape_window % 25:
+            raise InputError(f"`escape_window` must be a multiple of 25 (0: off), got {self.escape_window}.")
 
     def run(self, ls, theta0, max_steps):
         t0 = time.perf_counter()
-        tr = _Tracker(ls, self.gtol, self.flat_threshold, self.stall_window)
+        tr = _Tracker(ls, self.gtol, self.flat_threshold, self.stall_window, self.escape_window)
         theta = np.array(theta0, dtype=np.float64)
         radius = float(self.initial_radius)
         L, g = _grad(ls, theta)
         dense = ls.n_params <= self.dense_limit
+        lam = V = None
+        hnorm = 0.0
+        rejected = 0
+        fresh = False  # whether lam, V belong to the current θ
+        accepted = []  # ||∇L||_∞ after each accepted step: stalls are judged on these
         for step in range(max_steps + 1):
             if not (np.isfinite(L) and np.all(np.isfinite(g))):
                 return _finish(ls, theta, L, g, RESULTS.nonfinite, tr, step, t0)
             gn = float(np.max(np.abs(g)))
-            tr.history.append(gn)
+            tr.record(theta, L, gn)
+            if not fresh:
+                accepted.append(gn)
             if dense:
-                lam, V = _eigh(ls, theta)
-                tr.num_hessians += 1
-                hnorm = float(np.max(np.abs(lam)))
-            else:
-                lam = V = None
+                if not fresh:
+                    lam, V = _eigh(ls, theta)
+                    tr.num_hessians += 1
+                    hnorm = float(np.max(np.abs(lam)))
+                    fresh = True
+            elif not fresh:
                 hnorm = _power_norm(ls, theta, tr)
+                fresh = True
             res = tr.converged(theta, gn, hnorm)
             if res is not None:
-                return _finish(ls, theta, L, g, res, tr, step, t0)
+                esc = tr.escaping(theta, L, final=True)
+                if esc is not None:
+                    return _finish(ls, theta, L, g, RESULTS.diverging, tr, step, t0,
+                                   {"escape": esc, "rejected_steps": rejected})
+                return _finish(ls, theta, L, g, res, tr, step, t0, {"rejected_steps": rejected})
+            esc = tr.escaping(theta, L)
+            if esc is not None:
+                return _finish(ls, theta, L, g, RESULTS.diverging, tr, step, t0,
+                               {"escape": esc, "rejected_steps": rejected})
+            if step in self.reduce_at and gn <= self.reduce_below:
+                red = _through_reduction(ls, theta, L, g, self.gtol, tr)
+                if red is not None:
+                    th_r, L_r, g_r, info = red
+                    return _finish(ls, th_r, L_r, g_r, RESULTS.successful, tr, step, t0,
+                                   {"rejected_steps": rejected, "symmetry_projection": info})
             if step == max_steps:
                 break
             if dense:
-                if tr.stalled() and tr.flatness(g, lam, V) < tr.flat_threshold:
+                if tr.stalled(accepted) and tr.flatness(g, lam, V) < tr.flat_threshold:
                     return _finish(ls, theta, L, g, RESULTS.gradient_flat, tr, step, t0,
-                                   {"flatness": tr.flatness(g, lam, V)})
+                                   {"flatness": tr.flatness(g, lam, V), "rejected_steps": rejected})
                 gt = V.T @ g
                 st = _trust_region_step(gt, lam, radius)
                 s = V @ st
@@ -196,34 +286,75 @@ class NewtonTrustRegion(AbstractCriticalPointSolver):
             new = theta + s
             Ln, gnw = _grad(ls, new)
             actual = L - Ln
-            noise = 64 * _EPS * max(abs(L), abs(Ln), 1e-300)
+            noise = tr.loss_noise(L, Ln)
             if pred <= noise:
-                # Reductions are below round-off: judge the step by the gradient instead.
-                ok = np.linalg.norm(gnw) < np.linalg.norm(g) and Ln <= L + noise
-                rho = 1.0 if ok else 0.0
+                # Loss differences are below the round-off of the loss values. Measure the
+                # decrease by integrating the gradient along the step instead (trapezoidal
+                # rule: −½(g + g_new)·s, error O(|s|³ ∇³L), no cancellation of loss values).
+                actual = -0.5 * float((g + gnw) @ s)
+                if pred > 0 and np.isfinite(actual):
+                    rho = actual / pred
+                    ok = bool(rho > self.eta)
+                else:
+                    ok = bool(np.linalg.norm(gnw) < np.linalg.norm(g))
+                    rho = 1.0 if ok else 0.0
             else:
                 rho = actual / pred
-                ok = rho > self.eta
+                ok = bool(rho > self.eta)
             snorm = float(np.linalg.norm(s))
             if rho < 0.25:
-                radius = 0.25 * snorm if snorm > 0 else 0.25 * radius
+                radius = self.shrink * (snorm if snorm > 0 else radius)
             elif rho > 0.75 and snorm >= 0.99 * radius:
-                radius = min(2 * radius, self.max_radius)
+                radius = min(self.expand * radius, self.max_radius)
             if ok:
                 theta, L, g = new, Ln, gnw
+                fresh = False
+            else:
+                rejected += 1
             if radius < 1e-300:
                 break
             if not np.all(np.isfinite(theta)) or np.max(np.abs(theta)) > 1e12:
                 return _finish(ls, theta, L, g, RESULTS.diverged, tr, step, t0)
-        extra = {}
+        extra = {"rejected_steps": rejected}
         result = RESULTS.max_steps_reached
-        if dense:
-            lam, V = _eigh(ls, theta)
+        esc = tr.escaping(theta, L, final=True)
+        if esc is not None:
+            extra["escape"] = esc
+            result = RESULTS.diverging
+        elif dense:
+            if not fresh:
+                lam, V = _eigh(ls, theta)
             fl = tr.flatness(g, lam, V)
             extra["flatness"] = fl
-            if fl < tr.flat_threshold and tr.stalled():
+            if fl < tr.flat_threshold and tr.stalled(accepted):
                 result = RESULTS.gradient_flat
         return _finish(ls, theta, L, g, result, tr, len(tr.history) - 1, t0, extra)
+
+
+def _through_reduction(ls, theta, L, g, gtol, tr):
+    """Newton through the symmetry reduction from a slowly converging point (see
+    :func:`lossatlas.symmetry.polish_through_reduction`): reduce to the minimal network, polish
+    that (non-degenerate) network, project back. Accepted only if the projected point's own
+    gradient meets `gtol` and its loss is not higher than the current one beyond what the
+    current gradient allows (``L + ||g|| ||Δθ|| + round-off``): the projection stays on the
+    critical manifold the iterates were approaching.
+    """
+    from ..symmetry import polish_through_reduction
+
+    tr.reductions_tried += 1
+    try:
+        out = polish_through_reduction(ls, theta, SaddleNewton(gtol=gtol))
+    except InputError:  # e.g. a layer whose every neuron is zero-type: no MLP to reduce to
+        return None
+    if out is None or not out[2] <= gtol:
+        return None
+    proj = np.asarray(out[0], dtype=np.float64)
+    L_p, g_p = _grad(ls, proj)
+    moved = float(np.linalg.norm(proj - theta))
+    if not L_p <= L + float(np.linalg.norm(g)) * moved + tr.loss_noise(L, L_p):
+        return None
+    info = {"narrow_newton_steps": int(out[3]), "distance": moved, "loss_before": float(L)}
+    return proj, L_p, g_p, info
 
 
 def _power_norm(ls, theta, tr, iters=20):
@@ -285,20 +416,34 @@ class SaddleNewton(AbstractCriticalPointSolver):
     success, which makes the step the Newton step ``−H⁺g`` near a non-degenerate critical
     point (quadratic convergence). Eigenvalues with ``|λ| ≤ p ε ||H||`` are treated as zero,
     so steps never leave along the kernel of a degenerate critical manifold.
+
+    When a damped step is rejected, the undamped step ``−H⁺g`` is tried before the damping
+    grows: near an ill-conditioned critical point a damped step changes the gradient's
+    small-curvature components by less than the gradient's round-off, so more damping would
+    only stall. If the undamped step is rejected too, a *watchdog* (Chamberlain et al. 1982)
+    follows up to `watchdog` further undamped Newton steps from it and keeps them if one of
+    them reaches a smaller ``||∇L||₂`` than the current point: ``||∇L||`` need not decrease
+    monotonically along Newton's way into a flat critical point, and without this the solver
+    would report a gradient-flat stall next to a critical point. Escapes along channels to
+    infinity are detected as in :class:`NewtonTrustRegion`.
     """
 
     gtol: float = 1e-12
     initial_damping: float = 1e-3
     flat_threshold: float = 1e-2
     stall_window: int = 25
+    escape_window: int = 100
+    watchdog: int = 5
 
     def __check_init__(self):
-        if self.gtol < 0 or self.initial_damping < 0:
-            raise InputError("`gtol` and `initial_damping` must be >= 0.")
+        if self.gtol < 0 or self.initial_damping < 0 or self.watchdog < 0:
+            raise InputError("`gtol`, `initial_damping` and `watchdog` must be >= 0.")
+        if self.escape_window < 0 or self.escape_window % 25:
+            raise InputError(f"`escape_window` must be a multiple of 25 (0: off), got {self.escape_window}.")
 
     def run(self, ls, theta0, max_steps):
         t0 = time.perf_counter()
-        tr = _Tracker(ls, self.gtol, self.flat_threshold, self.stall_window)
+        tr = _Tracker(ls, self.gtol, self.flat_threshold, self.stall_window, self.escape_window)
         theta = np.array(theta0, dtype=np.float64)
         L, g = _grad(ls, theta)
         mu = None
@@ -308,11 +453,15 @@ class SaddleNewton(AbstractCriticalPointSolver):
             if not (np.isfinite(L) and np.all(np.isfinite(g))):
                 return _finish(ls, theta, L, g, RESULTS.nonfinite, tr, step, t0)
             gn = float(np.max(np.abs(g)))
-            tr.history.append(gn)
+            tr.record(theta, L, gn)
             lam, V = _eigh(ls, theta)
             tr.num_hessians += 1
             hnorm = float(np.max(np.abs(lam))) if lam.size else 0.0
             res = tr.converged(theta, gn, hnorm)
+            esc = tr.escaping(theta, L, final=res is not None)
+            if esc is not None:
+                return _finish(ls, theta, L, g, RESULTS.diverging, tr, step, t0,
+                               {"escape": esc, "rejected_steps": rejected})
             if res is not None:
                 return _finish(ls, theta, L, g, res, tr, step, t0, {"rejected_steps": rejected})
             if step == max_steps:
@@ -327,27 +476,71 @@ class SaddleNewton(AbstractCriticalPointSolver):
             gt = V.T @ g
             gnorm2 = np.linalg.norm(g)
             accepted = False
+            tried_undamped = watched = False
+            trial = mu
             for _ in range(60):
-                denom = lam_eff**2 + mu
+                denom = lam_eff**2 + trial
                 coef = np.divide(lam_eff, denom, out=np.zeros_like(lam_eff), where=denom > 0)
                 s = -(V @ (coef * gt))
                 new = theta + s
                 Ln, gnw = _grad(ls, new)
                 if np.all(np.isfinite(gnw)) and np.linalg.norm(gnw) < gnorm2:
                     theta, L, g = new, Ln, gnw
-                    mu = mu / 10.0 if mu > 1e-30 * hnorm**2 else 0.0
+                    mu = trial / 10.0 if trial > 1e-30 * hnorm**2 else 0.0
                     accepted = True
                     break
                 rejected += 1
+                if trial == 0.0 and not watched:  # the undamped step failed: watchdog, once
+                    watched = tried_undamped = True
+                    if self.watchdog and np.all(np.isfinite(gnw)):
+                        wd = _watchdog(ls, new, gnw, gnorm2, self.watchdog, tr)
+                        if wd is not None:
+                            theta, L, g = wd
+                            mu = 0.0
+                            accepted = True
+                            break
+                if trial > 0 and not tried_undamped:
+                    tried_undamped = True
+                    trial = 0.0
+                    continue
                 mu = max(mu * 10.0, 1e-20 * max(hnorm**2, 1e-300))
+                trial = mu
                 if mu > 1e20 * max(hnorm**2, 1e-300):
                     break
             if not accepted:
                 break
+        extra = {"rejected_steps": rejected}
+        esc = tr.escaping(theta, L, final=True)
+        if esc is not None:
+            extra["escape"] = esc
+            return _finish(ls, theta, L, g, RESULTS.diverging, tr, len(tr.history) - 1, t0, extra)
         fl = tr.flatness(g, lam, V) if lam is not None else 1.0
+        extra["flatness"] = fl
         result = RESULTS.gradient_flat if fl < tr.flat_threshold else RESULTS.max_steps_reached
-        return _finish(ls, theta, L, g, result, tr, len(tr.history) - 1, t0,
-                       {"flatness": fl, "rejected_steps": rejected})
+        return _finish(ls, theta, L, g, result, tr, len(tr.history) - 1, t0, extra)
+
+
+def _pinv_newton_step(lam, V, g, n_params):
+    hnorm = float(np.max(np.abs(lam))) if lam.size else 0.0
+    cut = n_params * _EPS * hnorm
+    safe = np.where(np.abs(lam) > cut, lam, 1.0)
+    coef = np.where(np.abs(lam) > cut, 1.0 / safe, 0.0)
+    return -(V @ (coef * (V.T @ g)))
+
+
+def _watchdog(ls, theta, g, gref, steps, tr):
+    """Up to `steps` undamped Newton steps from ``θ``; the first iterate with ``||∇L||₂ < gref``
+    as ``(θ, L, g)``, or ``None``."""
+    for _ in range(steps):
+        lam, V = _eigh(ls, theta)
+        tr.num_hessians += 1
+        theta = theta + _pinv_newton_step(lam, V, g, ls.n_params)
+        L, g = _grad(ls, theta)
+        if not (np.isfinite(L) and np.all(np.isfinite(g))):
+            return None
+        if np.linalg.norm(g) < gref:
+            return theta, L, g
+    return None
 
 
 def find_critical_point(

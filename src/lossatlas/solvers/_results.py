@@ -29,6 +29,15 @@ class RESULTS(enum.Enum):
     )
     nonfinite = "The loss or gradient became NaN/inf; check the data scale and the start."
     diverged = "The iterates diverged (parameter norm exploded); the loss may be unbounded below here."
+    diverging = (
+        "The iterates escape to infinity along a channel of the landscape: the parameter norm "
+        "keeps growing while the loss keeps decreasing, carried by neurons that form a channel "
+        "(two neurons with nearly equal input weights and large, nearly cancelling output "
+        "weights, or a neuron whose input weights vanish while its output weight grows). There "
+        "is no finite critical point along this path (its limit is a critical point at "
+        "infinity), so this is not convergence even where the gradient is already small; see "
+        "`stats['escape']` for the evidence."
+    )
 
     def is_successful(self) -> bool:
         """True for `successful` and `roundoff_floor`."""

@@ -1,0 +1,207 @@
+"""Newton solvers on degenerate critical points and on channels to infinity (issue 3).
+
+Truth used here: exact constructions. A student that *is* a split copy of its teacher lies on
+the zero-loss set of the closed-form population loss (a degenerate minimum); a single ``erf``
+neuron fitting a linear target has no finite minimiser — the loss decreases monotonically along
+the explicit curve ``w = β / (c σ'(0))``, ``a = c`` as ``c → ∞`` (a linear unit at infinity);
+two ``softplus`` neurons fitting a *derivative neuron* ``(β·x) σ'(w·x)`` approach it only as
+``a → ±∞`` with ``w_1 − w_2 → 0``. Gradients are checked with ``jax.grad`` directly, not with
+the solver's report.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from lossatlas.data import Dataset
+from lossatlas.dynamics import flow_then_polish
+from lossatlas.landscape import Landscape
+from lossatlas.models import MLP, init_mlp
+from lossatlas.solvers import RESULTS, NewtonTrustRegion, SaddleNewton, find_critical_point
+from lossatlas.solvers._escape import EscapeMonitor, channel_signatures
+from tolerances import TOL
+
+
+def _grad_inf(ls, theta):
+    return float(np.max(np.abs(np.asarray(jax.grad(ls.objective)(jnp.asarray(theta))))))
+
+
+def _split_teacher(d, seed, gamma):
+    """Width-3 erf student = the width-2 teacher with neuron 0 split in ratio γ : 1 − γ."""
+    teacher = init_mlp(jax.random.PRNGKey(seed), (d, 2, 1), "erf", scale=1.0)
+    W, v = (np.asarray(w) for w in teacher.weights)
+    Ws = np.vstack([W, W[:1]])
+    vs = np.hstack([v, (1 - gamma) * v[:, :1]])
+    vs[:, 0] *= gamma
+    return Landscape(MLP((jnp.asarray(Ws), jnp.asarray(vs)), None, "erf"), teacher=teacher)
+
+
+@pytest.mark.parametrize(("d", "seed", "gamma", "eps"), [(3, 1, 0.3, 1e-1), (4, 2, 1.6, 3e-2)])
+def test_trust_region_converges_on_split_zero_loss_population_minimum(d, seed, gamma, eps):
+    """At the zero-loss set of the population loss the loss value is a difference of O(1)
+    terms, i.e. round-off (~1e-16) rather than ~0; a trust region that judged steps by
+    ``ΔL / pred`` there collapsed its radius (before this fix: `max_steps_reached` at
+    ||∇L||∞ ~ 1e-9 after 500 steps on both cases)."""
+    ls = _split_teacher(d, seed, gamma)
+    theta0 = np.asarray(ls.ravel()) + eps * np.random.default_rng(seed).standard_normal(ls.n_params)
+    sol = find_critical_point(ls, theta0, NewtonTrustRegion(), max_steps=500, throw=False)
+    assert sol.result is RESULTS.successful
+    assert _grad_inf(ls, sol.theta) <= TOL["critical_grad_inf"]
+    assert abs(sol.loss) <= TOL["committee_zero_loss_atol"]  # the teacher's function
+    # a rejected step leaves θ unchanged, so its Hessian is reused: one per accepted step
+    assert sol.stats["num_hessians"] == sol.stats["num_steps"] - sol.stats["rejected_steps"] + 1
+
+
+def test_newton_through_the_symmetry_reduction_is_exact():
+    """``reduce_at``: from a point near the split (degenerate) manifold, reduce to the minimal
+    network, polish it, project back; the returned point's own gradient meets the target and it
+    computes the teacher function, after far fewer steps than the plain trust region needs."""
+    ls = _split_teacher(3, 0, 0.3)
+    theta0 = np.asarray(ls.ravel()) + 1e-2 * np.random.default_rng(0).standard_normal(ls.n_params)
+    plain = find_critical_point(ls, theta0, NewtonTrustRegion(), max_steps=50, throw=False)
+    assert not plain.success  # slow on the degenerate manifold
+    sol = find_critical_point(ls, theta0, NewtonTrustRegion(reduce_at=(50,)), max_steps=50, throw=False)
+    assert sol.result is RESULTS.successful and "symmetry_projection" in sol.stats
+    assert _grad_inf(ls, sol.theta) <= TOL["critical_grad_inf"]
+    assert abs(sol.loss) <= TOL["committee_zero_loss_atol"]
+    # the projection is onto a split of the teacher: neurons 0 and 2 share their input weights
+    W = sol.theta[: 3 * 3].reshape(3, 3)
+    np.testing.assert_allclose(W[0], W[2], rtol=0, atol=TOL["symmetry_function_atol"])
+
+
+def _linear_target(seed=0, d=2, n=200):
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((n, d))
+    beta = np.array([1.0, -0.5])[:d]
+    return X, beta, Dataset(jnp.asarray(X), jnp.asarray((X @ beta)[:, None]))
+
+
+def test_loss_decreases_along_the_linear_channel():
+    """Ground truth for the next test: one erf neuron on a linear target has no finite
+    minimiser of loss → 0; along ``w = β/(c√(2/π))``, ``a = c`` the loss falls monotonically."""
+    X, beta, data = _linear_target()
+    net = MLP((jnp.zeros((1, 2)), jnp.ones((1, 1))), None, "erf")
+    ls = Landscape(net, data)
+    losses = [float(ls.loss(jnp.asarray(np.r_[beta / (c * np.sqrt(2 / np.pi)), c])))
+              for c in (2.0, 4.0, 8.0, 16.0, 32.0)]
+    assert all(b < a for a, b in zip(losses, losses[1:], strict=False))
+    assert losses[-1] < 1e-3 * losses[0]
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_escape_along_a_linear_neuron_is_reported_as_diverging(seed):
+    X, beta, data = _linear_target()
+    r = np.random.default_rng(seed)
+    net = MLP((jnp.asarray(r.standard_normal((1, 2))), jnp.asarray(r.standard_normal((1, 1)))), None, "erf")
+    ls = Landscape(net, data)
+    sol = find_critical_point(ls, ls.ravel(), NewtonTrustRegion(), max_steps=3000, throw=False)
+    assert sol.result is RESULTS.diverging and not sol.success
+    esc = sol.stats["escape"]
+    assert esc["norm_end"] > esc["norm_start"] and esc["loss_end"] < esc["loss_start"]
+    ch = esc["channels"][0]
+    assert ch["kind"] == "linear_neuron"
+    W, a = sol.theta[:2], sol.theta[2]
+    # the neuron is a linear unit: input weights → 0, σ'(0) a w → β
+    assert np.linalg.norm(W) < 0.05 * abs(a)
+    np.testing.assert_allclose(np.sqrt(2 / np.pi) * a * W, beta, rtol=0, atol=0.05)
+    with pytest.raises(Exception, match="escape to infinity"):
+        sol.raise_if_failed()
+
+
+def test_escape_along_a_derivative_pair_is_reported_as_diverging():
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((200, 2))
+    beta, w_star = np.array([1.0, -0.5]), np.array([0.8, 0.6])
+    gate = 1 / (1 + np.exp(-(X @ w_star)))  # softplus' = sigmoid
+    data = Dataset(jnp.asarray(X), jnp.asarray(((X @ beta) * gate)[:, None]))
+    net = init_mlp(jax.random.PRNGKey(0), (2, 2, 1), "softplus")
+    ls = Landscape(net, data)
+    sol = find_critical_point(ls, ls.ravel(), NewtonTrustRegion(), max_steps=3000, throw=False)
+    assert sol.result is RESULTS.diverging
+    ch = sol.stats["escape"]["channels"][0]
+    assert ch["kind"] == "derivative_pair" and sorted(ch["neurons"]) == [0, 1]
+    W, a = sol.theta[:4].reshape(2, 2), sol.theta[4:]
+    assert a[0] * a[1] < 0 and abs(a[0] + a[1]) < 0.5 * max(abs(a))  # outputs (nearly) cancel
+    # the pair computes the derivative neuron: a_0 (w_0 − w_1) → β, the mean input weight → w*
+    np.testing.assert_allclose(a[0] * (W[0] - W[1]), beta, rtol=0, atol=0.05)
+    np.testing.assert_allclose(0.5 * (W[0] + W[1]), w_star, rtol=0, atol=0.05)
+
+
+def test_channel_signatures_on_constructed_networks():
+    rng = np.random.default_rng(3)
+    X = jnp.asarray(rng.standard_normal((10, 3)))
+    data = Dataset(X, jnp.zeros((10, 1)))
+    u = rng.standard_normal(3)
+    W = np.vstack([u, u + 1e-3, rng.standard_normal(3), -u + 1e-3, 1e-3 * rng.standard_normal(3)])
+    v = np.array([[5.0, -5.2, 0.3, 5.1, 4.0]])
+    # (0, 1): equal inputs, cancelling outputs. (0, 3): for odd σ, neuron 3 is (−u, −5.1), i.e.
+    # (u, −5.1) after a sign flip, which cancels neuron 0. (1, 3) are close after the flip but
+    # their outputs (−5.2 and −5.1) add up: no channel. Neuron 4: input ~1e-3, output 4.
+    for act, expected in (("erf", {("derivative_pair", (0, 1)), ("derivative_pair", (0, 3)),
+                                   ("linear_neuron", (4,))}),
+                          ("softplus", {("derivative_pair", (0, 1))})):
+        ls = Landscape(MLP((jnp.asarray(W), jnp.asarray(v)), None, act), data)
+        found = {(c["kind"], tuple(c["neurons"])) for c in channel_signatures(ls, ls.ravel())}
+        assert found == expected, (act, found)
+    # a generic network has none
+    ls = Landscape(init_mlp(jax.random.PRNGKey(0), (3, 6, 1), "erf"), data)
+    assert channel_signatures(ls, ls.ravel()) == []
+
+
+def test_escape_monitor_needs_a_persistent_escape():
+    """A trajectory that runs out along a channel and comes back is not an escape."""
+    rng = np.random.default_rng(0)
+    data = Dataset(jnp.asarray(rng.standard_normal((10, 2))), jnp.zeros((10, 1)))
+    ls = Landscape(MLP((jnp.ones((2, 2)), jnp.ones((1, 2))), None, "softplus"), data)
+    u = np.array([0.6, 0.8])
+
+    def point(c):  # a derivative pair with output weights ±c
+        return np.r_[u, u + 0.5 / c, c, -c]
+
+    def run(cs):
+        mon = EscapeMonitor(ls, window=100, every=25, persistence=4)
+        hits = []
+        for c in cs:
+            mon.record(point(c), 1.0 / c)  # loss decreasing while c grows
+            if mon.due():
+                hits.append(mon.update(point(c)) is not None)
+        return hits
+
+    out = run(np.linspace(2.0, 20.0, 400))
+    assert out[-1] and not any(out[:3])  # declared only after 4 passing checks in a row
+    back = run(np.r_[np.linspace(2.0, 4.0, 150), np.linspace(4.0, 3.0, 250)])
+    assert not any(back)
+
+
+def test_watchdog_saddle_newton_reaches_a_flat_minimum():
+    """Next to a minimum with tiny Hessian eigenvalues ||∇L|| rises before it falls along
+    Newton's way in; a solver that must reduce ||∇L|| at every step used to stop there as
+    `gradient_flat`. The population minimum at the teacher (an output weight −0.00995, so
+    λ_min ≈ 3e-7) displaced along its two flattest eigenvectors."""
+    teacher = init_mlp(jax.random.PRNGKey(1002), (2, 4, 1), "erf", scale=1.0)
+    ls = Landscape(teacher, teacher=teacher)
+    theta = np.asarray(ls.ravel())
+    H = np.asarray(jax.hessian(ls.objective)(jnp.asarray(theta)))
+    lam, V = np.linalg.eigh(0.5 * (H + H.T))
+    assert 0 < lam[0] < 1e-6
+    for k in (0, 1):
+        start = theta + 0.03 * V[:, k]
+        sol = find_critical_point(ls, start, SaddleNewton(), max_steps=200, throw=False)
+        assert sol.success and _grad_inf(ls, sol.theta) <= TOL["critical_grad_inf"]
+        assert abs(sol.loss) <= TOL["committee_zero_loss_atol"]
+        old = find_critical_point(ls, start, SaddleNewton(watchdog=0), max_steps=200, throw=False)
+        assert old.result is RESULTS.gradient_flat  # the behaviour without the watchdog
+
+
+def test_flow_then_polish_reports_a_channel_as_diverging():
+    X, beta, data = _linear_target()
+    r = np.random.default_rng(0)
+    net = MLP((jnp.asarray(r.standard_normal((1, 2))), jnp.asarray(r.standard_normal((1, 1)))), None, "erf")
+    ls = Landscape(net, data)
+    fp = flow_then_polish(ls, ls.ravel(), t1=1e4, handoff_tol=1e-8, fallback_steps=3000)
+    assert not fp.polish.success
+    assert fp.polish.result is RESULTS.diverging and fp.polisher == "NewtonTrustRegion"
+    assert [name for name, _ in fp.attempts] == ["SaddleNewton", "NewtonTrustRegion"]
