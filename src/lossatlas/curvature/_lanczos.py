@@ -201,7 +201,10 @@ def lanczos_extreme(
     while True:
         m1 = min(limit, max(2 * n_wanted, 10) if m == 0 else _next_size(m, history, target_ritz))
         if m1 > cap:
-            new_cap = min(p, max(2 * cap, m1))
+            new_cap = cap
+            while new_cap < m1:  # doubling: few distinct buffer shapes, so few compilations
+                new_cap *= 2
+            new_cap = min(p, new_cap)
             Q = jnp.zeros((new_cap + 1, p), dtype=jnp.float64).at[: cap + 1].set(Q)
             a = jnp.zeros(new_cap, dtype=jnp.float64).at[:cap].set(a)
             b = jnp.zeros(new_cap, dtype=jnp.float64).at[:cap].set(b)
