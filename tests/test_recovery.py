@@ -192,6 +192,17 @@ def test_known_counts():
                                                   (4, 2, 3, GEN), (3, 1, 2, "tanh")]] == [3, 10, 12, 62, 68]
 
 
+def _check_hessian_at_branch_point(H, b, n_samples, Tb):
+    """At a zero-loss point of branch `b`: H is PSD, its rank is the (sample-capped) model rank,
+    Morse-Bott iff rank = codim, and H annihilates the branch's tangent directions `Tb`."""
+    rank, lam = dense_rank(H)
+    assert lam.min() >= -1e-12 * lam.max()
+    assert rank == min(n_samples, b.model_rank)
+    assert (rank == b.codim) is b.morse_bott
+    assert np.linalg.norm(H @ Tb) <= 1e-12 * np.abs(lam).max()
+    return rank
+
+
 # ----------------------------------------------------------------------------- Hessian rank vs codim
 @pytest.mark.parametrize("m,m0,d,act", [(2, 1, 2, "tanh"), (3, 1, 2, GEN), (3, 2, 2, GEN), (3, 1, 2, "tanh")])
 def test_hessian_rank_at_random_branch_points(m, m0, d, act):
@@ -207,13 +218,7 @@ def test_hessian_rank_at_random_branch_points(m, m0, d, act):
         th = b.random_point(T, seed=7)
         assert float(L(jnp.asarray(th))) <= TOL["branch_zero_loss"]
         H = np.asarray(hess(jnp.asarray(th)))
-        rank, lam = dense_rank(H)
-        assert lam.min() >= -1e-12 * lam.max()
-        assert rank == min(M + 2, b.model_rank)
-        assert (rank == b.codim) is b.morse_bott
-        # H annihilates the branch directions
-        Tb = b.tangent_basis()
-        assert np.linalg.norm(H @ Tb) <= 1e-12 * np.abs(lam).max()
+        rank = _check_hessian_at_branch_point(H, b, M + 2, b.tangent_basis())
         # measured model rank on probes = closed form
         assert model_rank(th, m, d, act) == b.model_rank
         # the library test agrees
@@ -531,13 +536,9 @@ def test_bias_hessian_rank_at_random_points(m, m0, d, act):
         th = b.random_point(T, seed=7)
         assert float(L(jnp.asarray(th))) <= TOL["branch_zero_loss"]
         H = np.asarray(hess(jnp.asarray(th)))
-        rank, lam = dense_rank(H)
-        assert lam.min() >= -1e-12 * lam.max()
-        assert rank == min(M + 2, b.model_rank)
-        assert (rank == b.codim) is b.morse_bott
         Tb = b.tangent_basis(th, T)  # at the point for curved components
         assert Tb.shape[1] == b.dim
-        assert np.linalg.norm(H @ Tb) <= 1e-12 * np.abs(lam).max()
+        rank = _check_hessian_at_branch_point(H, b, M + 2, Tb)
         assert model_rank(th, m, d, act, bias=True) == b.model_rank
         res = morse_bott_test(b, T, X, theta=th)
         assert res.hessian.rank == rank and res.morse_bott is b.morse_bott and res.predicted is b.morse_bott

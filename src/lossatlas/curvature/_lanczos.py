@@ -222,7 +222,7 @@ def lanczos_extreme(
         # After a breakdown the basis spans an invariant subspace: its Ritz values are exact,
         # but copies of repeated eigenvalues lie outside it. Go on while the newest block still
         # changes the wanted values (H = 0, found by the first breakdown, ends it at once).
-        more = scale > 1e-300 and _newest_block_matters(an, bn, k, which, residual_target * scale)
+        more = scale > 1e-300 and _newest_block_matters(lam, an, bn, k, which, residual_target * scale)
         if (np.all(bound <= target_ritz * scale) and not more) or done:
             lam_w = lam[sel]
             S_pad = np.zeros((cap + 1, len(sel)))
@@ -238,17 +238,17 @@ def lanczos_extreme(
                      residuals=res, matvecs=matvecs)
 
 
-def _newest_block_matters(a, b, k: int, which: str, tol: float) -> bool:
+def _newest_block_matters(lam_all, a, b, k: int, which: str, tol: float) -> bool:
     """Whether the Lanczos block begun after the last breakdown (``b_j = 0``) can still add
     wanted eigenvalues: always right after a breakdown, otherwise if dropping that block changes
-    the wanted Ritz values by more than ``tol``. With no breakdown, nothing to check."""
+    the wanted Ritz values (``lam_all``: those of the whole ``T``) by more than ``tol``. With no
+    breakdown, nothing to check."""
     if b[-1] == 0.0:
         return True
     cuts = np.flatnonzero(b[:-1] == 0.0)
     if cuts.size == 0:
         return False
     c = int(cuts[-1]) + 1
-    lam_all = sla.eigh_tridiagonal(a, b[:-1], eigvals_only=True)
     lam_old = sla.eigh_tridiagonal(a[:c], b[: c - 1], eigvals_only=True) if c > 1 else a[:1]
     if lam_old.size < (2 * k if which == "both" else k):
         return True
