@@ -31,24 +31,34 @@ _THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 def limit_threads(n: int) -> dict[str, str]:
     """Limit BLAS/LAPACK, XLA and (later) torch to ``n`` threads; call before importing them.
 
-    Sets ``OMP/OPENBLAS/MKL_NUM_THREADS`` and, for ``n == 1``, XLA's CPU flags that keep
-    JAX on one thread. Torch reads its count at run time: workers call
-    ``torch.set_num_threads(n)`` themselves. Returns the settings, for the record.
+    Sets ``OMP/OPENBLAS/MKL_NUM_THREADS``, for ``n == 1`` XLA's CPU flag that keeps Eigen's
+    matrix products on one thread, and pins the process to the first ``n`` CPUs it may use
+    (``os.sched_setaffinity``; inherited by the processes it starts). The pinning is what
+    makes the limit true: XLA's CPU runtime also runs independent operations of one program
+    concurrently on a thread pool sized by the machine, which no flag switches off (measured:
+    an unpinned "one-thread" JAX HVP loop used 1.6 cores on this two-core machine). Torch reads
+    its count at run time: workers call ``torch.set_num_threads(n)`` themselves. Returns the
+    settings, for the record.
     """
     n = int(n)
     for var in _THREAD_VARS:
         os.environ[var] = str(n)
     if n == 1:
         flags = os.environ.get("XLA_FLAGS", "")
-        extra = "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
         if "xla_cpu_multi_thread_eigen" not in flags:
-            os.environ["XLA_FLAGS"] = (flags + " " + extra).strip()
+            os.environ["XLA_FLAGS"] = (flags + " --xla_cpu_multi_thread_eigen=false").strip()
+    if hasattr(os, "sched_setaffinity"):
+        cpus = sorted(os.sched_getaffinity(0))
+        os.sched_setaffinity(0, set(cpus[:n]))
     return thread_settings()
 
 
-def thread_settings() -> dict[str, str]:
-    """The thread-related environment variables as they are now."""
-    return {v: os.environ.get(v, "") for v in (*_THREAD_VARS, "XLA_FLAGS")}
+def thread_settings() -> dict[str, object]:
+    """The thread-related environment variables as they are now, and the CPUs the process may use."""
+    rec: dict[str, object] = {v: os.environ.get(v, "") for v in (*_THREAD_VARS, "XLA_FLAGS")}
+    if hasattr(os, "sched_getaffinity"):
+        rec["cpu_affinity"] = sorted(os.sched_getaffinity(0))
+    return rec
 
 
 # --------------------------------------------------------------------------- environment

@@ -17,8 +17,9 @@ What is measured, all in one run:
     against PyHessian 0.1 ``hessian(model, criterion, data=(X, Y)).eigenvalues(top_n=5)``
     on the identical torch float64 model (same weights, same data, same loss scaling), at
     PyHessian's defaults (tol 1e-3, maxIter 100) and tightened (tol 1e-6, maxIter 1000);
-    lossatlas at its default ``residual_target=1e-10`` and at ``1e-3`` (matched to PyHessian's
-    default accuracy: each eigenvalue provably within 1e-3·|λ_max| of a true one).
+    lossatlas at its default ``residual_target=1e-10`` and at 1e-6, 1e-3 and 1e-2 (each
+    eigenvalue provably within residual_target·|λ_max| of a true one; 1e-2 is matched to the
+    1 % error PyHessian's default shows).
     Accuracy is measured against the dense truth (``dense_hessian`` + ``numpy.linalg.eigh``,
     cross-checked against torch's dense Hessian) where it fits, and against a tight-tolerance
     Lanczos reference (SciPy ``eigsh`` on its own jitted HVP, k = 10, ncv = 80, tol = 0,
@@ -484,16 +485,19 @@ def measure_dense(ls, theta, worker: TorchWorker, widths, reps: int) -> dict:
     return rec, truth
 
 
-#: lossatlas settings for (b): its default residual target, and looser ones matched to PyHessian's
-#: accuracies (each eigenvalue then provably within residual_target·|λ_max| of a true one, Weyl).
+#: lossatlas settings for (b): its default residual target, and looser ones (each eigenvalue is
+#: then provably within residual_target·|λ_max| of a true one, Weyl). ``r1e-2`` is the setting
+#: matched to PyHessian's default: its guaranteed bound is the 1 % error PyHessian's default
+#: shows in practice.
 LOSSATLAS_SETTINGS = {
     "default": {"residual_target": 1e-10},
     "r1e-6": {"residual_target": 1e-6},
-    "matched": {"residual_target": 1e-3},
+    "r1e-3": {"residual_target": 1e-3},
+    "r1e-2": {"residual_target": 1e-2},
 }
 #: Which lossatlas settings are compared with which PyHessian setting; the verdict takes the
 #: fastest one whose measured error is no larger than PyHessian's.
-PAIRINGS = {"default": ["default", "r1e-6", "matched"], "tight": ["default", "r1e-6", "matched"]}
+PAIRINGS = {"default": list(LOSSATLAS_SETTINGS), "tight": list(LOSSATLAS_SETTINGS)}
 
 
 def measure_top5(ls, theta, worker: TorchWorker, truth_desc, reps: dict) -> dict:
@@ -774,11 +778,15 @@ def markdown_table(doc: dict) -> str:
         "(b) top-5 eigenvalues, lossatlas vs PyHessian 0.1 (target ≥ 10× faster at ≤ error); "
         "speed-ups are medians of side-by-side ratios",
         "",
-        "| model | lossatlas 1e-10 | HVPs | max rel err | lossatlas 1e-6 | HVPs | max rel err "
-        "| lossatlas 1e-3 | HVPs | max rel err | PyHessian default | HVPs | median rel err "
-        "| speed-up (1e-10 / 1e-6 / 1e-3) | PyHessian tol 1e-6 | HVPs | median rel err "
-        "| speed-up (1e-10 / 1e-6 / 1e-3) | met |",
-        "|---|" + "---:|" * 18 + "---|",
+        "| model | "
+        + " | ".join(f"lossatlas {LOSSATLAS_SETTINGS[la]['residual_target']:g} | HVPs | max rel err"
+                     for la in LOSSATLAS_SETTINGS)
+        + " | PyHessian default | HVPs | median rel err | speed-up ("
+        + " / ".join(f"{LOSSATLAS_SETTINGS[la]['residual_target']:g}" for la in LOSSATLAS_SETTINGS)
+        + ") | PyHessian tol 1e-6 | HVPs | median rel err | speed-up ("
+        + " / ".join(f"{LOSSATLAS_SETTINGS[la]['residual_target']:g}" for la in LOSSATLAS_SETTINGS)
+        + ") | met |",
+        "|---|" + "---:|" * (3 * len(LOSSATLAS_SETTINGS) + 8) + "---|",
     ]
     for r in doc["cases"]:
         b = r["b_top5"]
@@ -789,7 +797,7 @@ def markdown_table(doc: dict) -> str:
             return f"{c['speedup_paired_median']:.1f}×{tag}"
 
         cells = []
-        for la in ("default", "r1e-6", "matched"):
+        for la in LOSSATLAS_SETTINGS:
             x = b["lossatlas"][la]
             err = x["max_rel_error"]["max"]
             cells.append(f"{_fmt_t(x['time']['median_s'])} | {x['matvecs_median']:.0f} | {err:.0e}")
@@ -798,7 +806,7 @@ def markdown_table(doc: dict) -> str:
             v = ph["versus_lossatlas"]
             row.append(f"{_fmt_t(ph['time']['median_s'])} | {ph['matvecs_median']:.0f} | "
                        f"{ph['max_rel_error']['median']:.0e} | "
-                       + " / ".join(sp(v[la]) for la in ("default", "r1e-6", "matched")))
+                       + " / ".join(sp(v[la]) for la in LOSSATLAS_SETTINGS))
         row.append("yes" if b["verdict"]["met"] else "NO")
         out.append("| " + " | ".join(row) + " |")
     out.append("")

@@ -14,10 +14,19 @@ working precision and the Ritz bounds honest. On an exact breakdown (``β_j ≈ 
 space is invariant) the iteration continues from a fresh random vector orthogonal to the
 basis, so eigenvalues outside the starting vector's invariant subspace are still found.
 
-Returned pairs are then *certified*: ``||Hv − λv||₂`` is recomputed with explicit HVPs and
-reported relative to the spectral scale. By the Bauer-Fike/Weyl bound for symmetric matrices,
-each returned ``λ`` is within its residual norm of a true eigenvalue (and within
-``residual² / gap`` once the gap to the rest of the spectrum is known).
+Returned pairs are then *certified*: ``||Hy − λy||₂`` is computed from Hessian-vector
+products actually evaluated, ``H y = Σ_j s_j (H q_j)`` with the stored products ``H q_j`` of
+the basis vectors (linearity of the Hessian; no assumption on the recurrence or on the
+orthogonality of the basis), and reported relative to the spectral scale. By the
+Bauer-Fike/Weyl bound for symmetric matrices, each returned ``λ`` is within its residual norm of
+a true eigenvalue (and within ``residual² / gap`` once the gap to the rest of the spectrum is
+known). Storing the products doubles the memory of the Krylov basis (two ``m × p`` buffers)
+and saves ``k`` HVPs per call; above ``_PRODUCTS_MAX_BYTES`` they are not stored and the
+residuals are computed with one explicit HVP per returned pair instead.
+
+The primal part of the HVP (a forward and a backward pass at ``θ``) is linearised once per
+call; each step then costs only the tangent part, and the reorthogonalisation reads only the
+rows filled so far.
 
 Repeated eigenvalues: in exact arithmetic a single-vector Krylov space (ARPACK's included)
 holds one vector per distinct eigenvalue, so it breaks down after as many steps as there are
@@ -52,53 +61,83 @@ _BREAKDOWN = 1e-12
 _FIRST_BUFFER = 32
 
 
-def _hv(ls: Landscape, theta, u):
-    return jax.jvp(jax.grad(ls.objective), (theta,), (u,))[1]
+#: Bytes per block of rows of the reorthogonalisation: each step reads only the blocks holding
+#: Lanczos vectors so far (a dynamic trip count), so its cost grows with the step, not with the
+#: buffer; blocks of at least 8 and at most 64 rows (small p: few blocks, few loop iterations).
+_BLOCK_BYTES = 2**18
 
 
-def _extend_impl(ls: Landscape, theta, Q, a, b, j0, j1, key):
-    """Lanczos steps ``j0 .. j1-1`` on the buffer ``Q`` (rows beyond the current step are zero).
+#: The products ``H q_j`` are stored (for residuals at no further HVP) when their buffer for
+#: 512 steps fits in this many bytes; beyond, the residuals are computed with ``k`` explicit HVPs.
+_PRODUCTS_MAX_BYTES = 2**28
 
-    Row ``j+1`` of ``Q`` receives the next Lanczos vector, ``a[j]``/``b[j]`` the diagonal and
+
+def _block_rows(p: int) -> int:
+    return int(np.clip(2 ** int(np.log2(max(_BLOCK_BYTES // (8 * p), 1))), 8, 64))
+
+
+@functools.partial(jax.jit, static_argnums=(1, 2))
+def _linearize(leaves, treedef, static, theta):
+    """The HVP operator ``u ↦ ∇²L(θ) u`` as a pytree (``jax.tree_util.Partial``): the
+    forward-over-reverse linearisation of the gradient at ``θ``, whose primal part (one forward
+    and backward pass) is computed here once per call of :func:`lanczos_extreme` instead of once
+    per compiled chunk of steps."""
+    ls = eqx.combine(jax.tree_util.tree_unflatten(treedef, leaves), static)
+    return jax.linearize(jax.grad(ls.objective), theta)[1]
+
+
+@functools.partial(jax.jit, donate_argnums=(1, 2, 3, 4))
+def _extend(hv, Q, W, a, b, j0, j1, seed):
+    """Lanczos steps ``j0 .. j1-1`` on the buffers (rows beyond the current step are zero).
+
+    Row ``j+1`` of ``Q`` receives the next Lanczos vector, row ``j`` of ``W`` the product
+    ``H q_j`` (kept for the residuals of the Ritz pairs), ``a[j]``/``b[j]`` the diagonal and
     off-diagonal of ``T``. On breakdown (``b[j]`` at round-off level) ``b[j]`` is set to zero and
-    a random vector orthogonal to the basis continues the iteration.
+    a random vector orthogonal to the basis continues the iteration. The buffers are donated:
+    updated in place, not copied, on every call.
     """
 
-    def orth(Q, w):
-        # Classical Gram-Schmidt, repeated only when the first pass cancelled most of w
-        # (the DGKS test ||w'|| < ||w||/√2; "twice is enough", Kahan-Parlett). Each pass reads
-        # the whole Krylov buffer, which is memory-bound for large p, so one pass is the norm.
-        w1 = w - Q.T @ (Q @ w)
+    B = _block_rows(Q.shape[1])
+    key = jax.random.PRNGKey(seed)
+
+    def project(Q, w, rows):
+        # Classical Gram-Schmidt by blocks of rows, over the rows filled so far only.
+        def blk(i, w):
+            Qb = jax.lax.dynamic_slice_in_dim(Q, i * B, B)
+            return w - Qb.T @ (Qb @ w)
+
+        return jax.lax.fori_loop(0, (rows + B - 1) // B, blk, w)
+
+    def orth(Q, w, rows):
+        # Repeated only when the first pass cancelled most of w (the DGKS test
+        # ||w'|| < ||w||/√2; "twice is enough", Kahan-Parlett).
+        w1 = project(Q, w, rows)
         return jax.lax.cond(jnp.linalg.norm(w1) < 0.7071 * jnp.linalg.norm(w),
-                            lambda v: v - Q.T @ (Q @ v), lambda v: v, w1)
+                            lambda v: project(Q, v, rows), lambda v: v, w1)
 
     def fresh(Q, j):
-        r = orth(Q, jax.random.normal(jax.random.fold_in(key, j), (Q.shape[1],), dtype=Q.dtype))
-        r = orth(Q, r / jnp.linalg.norm(r))
-        return r
+        r = orth(Q, jax.random.normal(jax.random.fold_in(key, j), (Q.shape[1],), dtype=Q.dtype), j + 1)
+        return orth(Q, r / jnp.linalg.norm(r), j + 1)
 
     def body(j, carry):
-        Q, a, b, scale = carry
-        w = _hv(ls, theta, Q[j])
-        aj = jnp.vdot(Q[j], w)
-        scale = jnp.maximum(scale, jnp.abs(aj) + jnp.linalg.norm(w))
+        Q, W, a, b, scale = carry
+        hq = hv(Q[j])
+        aj = jnp.vdot(Q[j], hq)
+        scale = jnp.maximum(scale, jnp.abs(aj) + jnp.linalg.norm(hq))
         # the three-term recurrence, then one full reorthogonalisation pass (two if needed)
         b_prev = jnp.where(j > 0, b[j - 1], 0.0)
-        w = orth(Q, w - aj * Q[j] - b_prev * Q[j - 1])
+        w = orth(Q, hq - aj * Q[j] - b_prev * Q[j - 1], j + 1)
         bj = jnp.linalg.norm(w)
         broke = bj <= _BREAKDOWN * scale
         w = jax.lax.cond(broke, fresh, lambda Q, j: w, Q, j)
         nrm = jnp.linalg.norm(w)
         q = jnp.where(nrm > 0, w / jnp.where(nrm > 0, nrm, 1.0), 0.0)
-        return Q.at[j + 1].set(q), a.at[j].set(aj), b.at[j].set(jnp.where(broke, 0.0, bj)), scale
+        if W.shape[0]:  # static: the products are stored
+            W = W.at[j].set(hq)
+        return Q.at[j + 1].set(q), W, a.at[j].set(aj), b.at[j].set(jnp.where(broke, 0.0, bj)), scale
 
-    Q, a, b, _ = jax.lax.fori_loop(j0, j1, body, (Q, a, b, jnp.zeros((), dtype=Q.dtype)))
-    return Q, a, b
-
-
-@functools.partial(jax.jit, static_argnums=(1, 2))
-def _extend_leaves(leaves, treedef, static, *args):
-    return _extend_impl(_combine(leaves, treedef, static), *args)
+    Q, W, a, b, _ = jax.lax.fori_loop(j0, j1, body, (Q, W, a, b, jnp.zeros((), dtype=Q.dtype)))
+    return Q, W, a, b
 
 
 def _split(ls: Landscape):
@@ -109,21 +148,49 @@ def _split(ls: Landscape):
     return leaves, treedef, static
 
 
-def _combine(leaves, treedef, static) -> Landscape:
-    return eqx.combine(jax.tree_util.tree_unflatten(treedef, leaves), static)
+@jax.jit
+def _ritz_pairs(Q, W, S, lam):
+    """Ritz vectors ``Y = Qᵀ S`` (normalised) and their residuals ``||H y_i − λ_i y_i||₂``.
+
+    ``H Y = Wᵀ S`` by linearity of the Hessian: the residuals come from Hessian-vector products
+    actually computed (those of the basis vectors), not from the Lanczos recurrence, so they
+    hold whatever the orthogonality of the basis, at no further HVP. ``S`` is zero-padded to the
+    buffer's rows, so shapes (and compilations) depend only on the buffer size.
+    """
+    Y = Q[: W.shape[0]].T @ S
+    return _residuals(Y, W.T @ S, lam)
+
+
+@jax.jit
+def _ritz_pairs_explicit(hv, Q, S, lam):
+    """As :func:`_ritz_pairs` when the products were not stored: one HVP per Ritz vector."""
+    Y = Q[: S.shape[0]].T @ S
+    return _residuals(Y, jax.lax.map(hv, Y.T).T, lam)
+
+
+def _residuals(Y, HY, lam):
+    nrm = jnp.linalg.norm(Y, axis=0)
+    return Y / nrm, jnp.linalg.norm(HY - Y * lam, axis=0) / nrm
 
 
 @functools.partial(jax.jit, static_argnums=(1, 2))
-def _ritz_and_certify(leaves, treedef, static, theta, Q, S, lam):
-    """Ritz vectors ``Y = Qᵀ S`` and ``||H y_i − λ_i y_i||₂``, one HVP per column (in sequence).
+def _buffers(v0, cap: int, store: bool):
+    """Empty buffers for ``cap`` steps, ``v0`` the first Lanczos vector (``W`` has no rows
+    unless the products are stored)."""
+    p = v0.shape[0]
+    Q = jnp.zeros((cap + 1, p), dtype=v0.dtype).at[0].set(v0 / jnp.linalg.norm(v0))
+    W = jnp.zeros((cap if store else 0, p), dtype=v0.dtype)
+    return Q, W, jnp.zeros(cap, dtype=v0.dtype), jnp.zeros(cap, dtype=v0.dtype)
 
-    ``S`` is zero-padded to the buffer's rows, so shapes (and compilations) depend only on the
-    buffer size, not on the step at which the iteration stopped.
-    """
-    ls = _combine(leaves, treedef, static)
-    Y = Q.T @ S
-    HY = jax.lax.map(lambda y: _hv(ls, theta, y), Y.T).T
-    return Y, jnp.linalg.norm(HY - Y * lam, axis=0)
+
+@functools.partial(jax.jit, static_argnums=4)
+def _grow(Q, W, a, b, cap: int):
+    """The buffers enlarged to ``cap`` steps (contents kept)."""
+
+    def pad(x, rows):
+        return jnp.zeros((rows,) + x.shape[1:], dtype=x.dtype).at[: x.shape[0]].set(x)
+
+    return pad(Q, cap + 1), pad(W, cap if W.shape[0] else 0), pad(a, cap), pad(b, cap)
 
 
 def _wanted(n: int, k: int, which: str) -> np.ndarray:
@@ -165,7 +232,8 @@ def lanczos_extreme(
       at the latest when the Krylov space is the whole parameter space, where it is exact).
 
     Returns a :class:`SpectrumSummary` with ``method = lanczos``, the certified relative
-    `residuals`, the `matvecs` used (Lanczos steps plus certification products), and
+    `residuals`, the `matvecs` used (one per Lanczos step, plus ``k`` for the residuals when
+    ``p`` is so large that the products are not stored), and
     ``complete = False`` unless the pairs cover the whole spectrum. If `max_matvecs` stops the
     iteration first, the residuals say how far the pairs are from converged.
     """
@@ -187,33 +255,25 @@ def lanczos_extreme(
 
     rng = np.random.default_rng(seed)
     v0 = rng.standard_normal(p)
-    key = jax.random.PRNGKey(int(rng.integers(2**31)))
-    cap = min(p, max(_FIRST_BUFFER, 3 * n_wanted))
-    Q = jnp.zeros((cap + 1, p), dtype=jnp.float64).at[0].set(jnp.asarray(v0 / np.linalg.norm(v0)))
-    a = jnp.zeros(cap, dtype=jnp.float64)
-    b = jnp.zeros(cap, dtype=jnp.float64)
-    limit = p if max_matvecs is None else max(min(p, int(max_matvecs) - n_wanted), 1)
-    m = 0
+    key = np.int64(rng.integers(2**31))
+    cap = _buffer_rows(min(p, max(_FIRST_BUFFER, 3 * n_wanted)), p)
+    store = 8 * p * min(p, 512) <= _PRODUCTS_MAX_BYTES
+    Q, W, a, b = _buffers(v0, cap, store)
+    limit = p if max_matvecs is None else max(min(p, int(max_matvecs) - (0 if store else n_wanted)), 1)
+    m = matvecs = 0
     target_ritz = float(residual_target)
-    matvecs = 0
     history: list[tuple[int, float]] = []
-    parts = _split(ls)
+    hv = _linearize(*_split(ls), theta)
     while True:
         m1 = min(limit, max(2 * n_wanted, 10) if m == 0 else _next_size(m, history, target_ritz))
-        if m1 > cap:
-            new_cap = cap
-            while new_cap < m1:  # doubling: few distinct buffer shapes, so few compilations
-                new_cap *= 2
-            new_cap = min(p, new_cap)
-            Q = jnp.zeros((new_cap + 1, p), dtype=jnp.float64).at[: cap + 1].set(Q)
-            a = jnp.zeros(new_cap, dtype=jnp.float64).at[:cap].set(a)
-            b = jnp.zeros(new_cap, dtype=jnp.float64).at[:cap].set(b)
-            cap = new_cap
-        Q, a, b = _extend_leaves(*parts, theta, Q, a, b, jnp.asarray(m), jnp.asarray(m1), key)
+        if m1 > cap:  # doubling: few distinct buffer shapes, so few compilations
+            cap = _buffer_rows(min(p, cap * 2 ** int(np.ceil(np.log2(m1 / cap)))), p)
+            Q, W, a, b = _grow(Q, W, a, b, cap)
+        Q, W, a, b = _extend(hv, Q, W, a, b, np.int64(m), np.int64(m1), key)
         matvecs += m1 - m
         m = m1
         an, bn = np.asarray(a)[:m], np.asarray(b)[:m]  # slice on the host: no per-m compiles
-        lam, S = sla.eigh_tridiagonal(an, bn[:-1])
+        lam, S = sla.eigh_tridiagonal(an, bn[:-1], check_finite=False)
         sel = _wanted(m, min(k, m), which)
         scale = max(float(np.max(np.abs(lam))), 1e-300)
         bound = np.abs(bn[-1] * S[-1, sel])
@@ -225,11 +285,14 @@ def lanczos_extreme(
         more = scale > 1e-300 and _newest_block_matters(lam, an, bn, k, which, residual_target * scale)
         if (np.all(bound <= target_ritz * scale) and not more) or done:
             lam_w = lam[sel]
-            S_pad = np.zeros((cap + 1, len(sel)))
+            S_pad = np.zeros((cap, len(sel)))
             S_pad[:m] = S[:, sel]
-            Y, res = _ritz_and_certify(*parts, theta, Q, jnp.asarray(S_pad), jnp.asarray(lam_w))
+            if store:
+                Y, res = _ritz_pairs(Q, W, jnp.asarray(S_pad), jnp.asarray(lam_w))
+            else:
+                Y, res = _ritz_pairs_explicit(hv, Q, jnp.asarray(S_pad), jnp.asarray(lam_w))
+                matvecs += len(sel)
             Y, res = np.asarray(Y), np.asarray(res) / scale
-            matvecs += len(sel)
             if np.max(res) <= residual_target or done:
                 break
             target_ritz *= 0.1  # the bounds were optimistic (loss of orthogonality); tighten
@@ -254,6 +317,12 @@ def _newest_block_matters(lam_all, a, b, k: int, which: str, tol: float) -> bool
         return True
     old, new = lam_old[_wanted(lam_old.size, k, which)], lam_all[_wanted(lam_all.size, k, which)]
     return bool(np.max(np.abs(old - new)) > tol)
+
+
+def _buffer_rows(n: int, p: int) -> int:
+    """``n`` rounded up to whole blocks of rows of the reorthogonalisation."""
+    B = _block_rows(p)
+    return -(-n // B) * B
 
 
 def _next_size(m: int, history: list[tuple[int, float]], target: float) -> int:
