@@ -12,7 +12,9 @@ gradient flow to t = 1e6 (then, if needed, on to 1e9) followed by Newton (``flow
 Levenberg-Marquardt, or the trust region from a minimum-like end point); then Newton through the
 symmetry reduction. Compiled once per shape (the compile time is reported separately). A seed
 is *reached* only with a converged status; seeds whose every route escapes along a channel are
-counted apart (``lossatlas_diverging``), never as reached.
+counted apart (``lossatlas_diverging``), never as reached. For those, the solver solves the
+limit model of a linear-neuron escape (a critical point at infinity, :mod:`lossatlas.solvers._limit`);
+``lossatlas_at_infinity_certified`` counts the escapes whose limit meets the target there.
 Baseline, measured in the same run on the same starts and data: a float64 PyTorch model
 trained with Adam (lr 1e-3, up to 20 000 steps, until
 ‖∇L‖∞ ≤ 1e-6) then L-BFGS with strong Wolfe line search (up to 5 000 iterations, until
@@ -73,7 +75,11 @@ def run_lossatlas(ls):
     reported); one whose every route escapes along a channel is reported as ``diverging``,
     never as reached.
 
-    Returns ``(seconds, ||∇L||∞, status, loss, target)`` with ``target = max(1e-12, floor)``.
+    For an escape along linear-neuron channels the solver also solves the limit model
+    (``stats['limit']``): the critical point at infinity the escape tends to.
+
+    Returns ``(seconds, ||∇L||∞, status, loss, target, limit)`` with
+    ``target = max(1e-12, floor)`` and ``limit`` that record (or ``None``).
     """
     t0 = time.perf_counter()
     ntr = NewtonTrustRegion(gtol=TARGET, expand=4.0, reduce_at=REDUCE_AT)
@@ -95,7 +101,8 @@ def run_lossatlas(ls):
         alt = polish_through_reduction(ls, best.theta, SaddleNewton(gtol=TARGET))
         if alt is not None and alt[2] <= TARGET:
             g, status, L, target = alt[2], "symmetry_projection", alt[1], TARGET
-    return time.perf_counter() - t0, g, status, L, target
+    limit = best.stats.get("limit") if best.result is RESULTS.diverging else None
+    return time.perf_counter() - t0, g, status, L, target, limit
 
 
 REACHED = ("successful", "roundoff_floor", "flow_successful", "flow_roundoff_floor", "symmetry_projection")
@@ -186,10 +193,11 @@ def main() -> None:
         t0 = time.perf_counter()
         run_lossatlas(ls0)  # compile once per shape
         compile_s = time.perf_counter() - t0
-        la_t, la_g, la_status, la_target, tt, tg = [], [], [], [], [], []
+        la_t, la_g, la_status, la_target, la_limit, tt, tg = [], [], [], [], [], [], []
         for seed in range(args.seeds):
             ls, _, _ = problem(act, d, m, seed)
-            t, g, status, L, target = run_lossatlas(ls)
+            t, g, status, L, target, limit = run_lossatlas(ls)
+            la_limit.append(limit)
             la_t.append(t)
             la_g.append(g)
             la_status.append(status)
@@ -206,6 +214,8 @@ def main() -> None:
                 tg.append(g)
         reached = np.array([s in REACHED for s in la_status])
         diverging = np.array([s in DIVERGING for s in la_status])
+        at_infinity = np.array([s in DIVERGING and lim is not None and lim["grad_norm_inf"] <= TARGET
+                                for s, lim in zip(la_status, la_limit, strict=True)])
         la_g, la_target = np.array(la_g), np.array(la_target)
         row = {
             "activation": act, "d": d, "m": m, "loss": "population" if act == "erf" else "N=1000",
@@ -216,6 +226,9 @@ def main() -> None:
             "lossatlas_max_floor_used": float(np.max(la_target[reached & (la_g > TARGET)], initial=TARGET)),
             "lossatlas_diverging": int(np.sum(diverging)),
             "lossatlas_fraction_reached_of_finite": float(np.sum(reached) / max(1, np.sum(~diverging))),
+            "lossatlas_at_infinity_certified": int(np.sum(at_infinity)),
+            "lossatlas_fraction_reached_incl_infinity": float(np.mean(reached | at_infinity)),
+            "lossatlas_limits": {str(i): lim for i, lim in enumerate(la_limit) if lim is not None},
             "lossatlas_median_s": float(np.median(la_t)),
             "lossatlas_max_s": float(np.max(la_t)),
             "lossatlas_compile_s": compile_s,
@@ -233,7 +246,7 @@ def main() -> None:
                 "speedup_median": float(np.median(tt) / np.median(la_t)),
             })
         rows.append(row)
-        print({k: v for k, v in row.items() if k != "lossatlas_seed_status"}, flush=True)
+        print({k: v for k, v in row.items() if k not in ("lossatlas_seed_status", "lossatlas_limits")}, flush=True)
     write_json(args.out, {"benchmark": "mlpgradientflow_settings", "target_grad_inf": TARGET, "rows": rows,
                           "threads": THREADS, "environment": environment()})
 

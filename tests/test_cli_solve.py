@@ -105,3 +105,25 @@ def test_bad_input(capsys, files, args):
     assert len(lines) == 1 and lines[0].startswith("error: "), err
     assert "Traceback" not in err
     assert not (files / "no").exists()
+
+
+def test_find_reports_an_escape_and_its_limit(capsys, tmp_path):
+    """One erf neuron on a linear target escapes to infinity (a linear unit): `find` says
+    `diverging`, with the evidence and the limit point — the least-squares linear fit."""
+    from lossatlas.models import MLP
+
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((200, 2))
+    beta = np.array([1.0, -0.5])
+    save_data(tmp_path / "lin.npz", Dataset(jnp.asarray(X), jnp.asarray((X @ beta)[:, None])))
+    net = MLP((jnp.asarray(rng.standard_normal((1, 2))), jnp.asarray(rng.standard_normal((1, 1)))), None, "erf")
+    save_network(tmp_path / "one.npz", net)
+    code, out, err = run(capsys, "find", "--model", tmp_path / "one.npz", "--data", tmp_path / "lin.npz",
+                         "--method", "newton", "--max-steps", 3000, "--json")
+    assert code == 0, err
+    doc = json.loads(out)
+    assert doc["status"] == "diverging"
+    assert doc["escape"]["channels"][0]["kind"] == "linear_neuron"
+    lim = doc["limit"]
+    assert lim["converged"] and lim["grad_norm_inf"] <= TOL["critical_grad_inf"]
+    np.testing.assert_allclose(lim["u"], np.linalg.lstsq(X, X @ beta, rcond=None)[0], atol=1e-10)

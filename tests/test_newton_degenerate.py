@@ -205,3 +205,101 @@ def test_flow_then_polish_reports_a_channel_as_diverging():
     assert not fp.polish.success
     assert fp.polish.result is RESULTS.diverging and fp.polisher == "NewtonTrustRegion"
     assert [name for name, _ in fp.attempts] == ["SaddleNewton", "NewtonTrustRegion"]
+
+
+# ----------------------------------------------------------------------------- limits at infinity
+def _on_channel(phi_net, u, c, eps, d0):
+    """The original network with neuron ``c`` on the channel towards ``u``: ``w_c = ε û``,
+    ``a_c = |u| / (σ'(0) ε)``, so that ``σ'(0) a_c w_c = u`` exactly."""
+    W1, W2 = phi_net
+    nu = np.linalg.norm(u)
+    W1 = np.insert(W1, c, eps * u / nu, axis=0)
+    W2 = np.insert(W2, c, nu / (d0 * eps), axis=1)
+    return W1, W2
+
+
+@pytest.mark.parametrize("population", [True, False])
+def test_limit_loss_is_the_loss_at_infinity(population):
+    """Truth: the original loss (closed-form population loss, itself checked against Monte
+    Carlo, or the empirical loss) along the channel. ``L(θ_ε) → L_lim`` with an O(ε²) error."""
+    from lossatlas.solvers._limit import limit_loss_fn
+
+    d, m, c = 3, 3, 1
+    act = "erf" if population else "tanh"
+    teacher = init_mlp(jax.random.PRNGKey(5), (d, 2, 1), act, scale=1.0)
+    student = init_mlp(jax.random.PRNGKey(6), (d, m, 1), act, scale=1.0)
+    if population:
+        ls = Landscape(student, teacher=teacher)
+    else:
+        X = jax.random.normal(jax.random.PRNGKey(7), (300, d), jnp.float64)
+        ls = Landscape(student, Dataset(X, teacher(X)))
+    rng = np.random.default_rng(0)
+    W1r, W2r, u = rng.standard_normal((m - 1, d)), rng.standard_normal((1, m - 1)), rng.standard_normal(d)
+    lim, _ = limit_loss_fn(ls, m - 1)
+    L_lim = float(lim(jnp.asarray(np.r_[W1r.ravel(), W2r.ravel(), u])))
+    errs = []
+    for eps in (1e-2, 5e-3, 2.5e-3):
+        W1, W2 = _on_channel((W1r, W2r), u, c, eps, np.sqrt(2 / np.pi) if population else 1.0)
+        errs.append(abs(float(ls.loss(jnp.asarray(np.r_[W1.ravel(), W2.ravel()]))) - L_lim))
+    assert errs[-1] < 1e-4 * max(abs(L_lim), 1.0)
+    assert errs[0] / errs[1] > 3.5 and errs[1] / errs[2] > 3.5  # O(ε²)
+
+
+def test_limit_of_a_single_neuron_escape_is_least_squares():
+    """One erf neuron on a linear target: the limit model is the linear unit alone, whose
+    critical point is the least-squares fit ``u = β`` with loss 0."""
+    X, beta, data = _linear_target()
+    r = np.random.default_rng(0)
+    net = MLP((jnp.asarray(r.standard_normal((1, 2))), jnp.asarray(r.standard_normal((1, 1)))), None, "erf")
+    ls = Landscape(net, data)
+    sol = find_critical_point(ls, ls.ravel(), NewtonTrustRegion(), max_steps=3000, throw=False)
+    assert sol.result is RESULTS.diverging
+    lim = sol.stats["limit"]
+    assert lim["converged"] and lim["grad_norm_inf"] <= TOL["critical_grad_inf"]
+    np.testing.assert_allclose(lim["u"], np.linalg.lstsq(X, X @ beta, rcond=None)[0], rtol=0, atol=1e-10)
+    assert lim["loss"] <= 1e-20 and lim["index"] == 0
+
+
+def test_population_escape_tends_to_a_certified_critical_point_at_infinity():
+    """An erf student (d = 2, width 4, population loss) whose Newton iterates escape along a
+    linear-neuron channel. The reported limit must be a critical point *of the original
+    landscape at infinity*: rebuilt on the channel at scale ε, the original gradient (with
+    ``jax.grad``) vanishes as ε → 0 (like ε), and the loss there tends to the limit's loss from
+    above (like ε²)."""
+    teacher = init_mlp(jax.random.PRNGKey(1002), (2, 4, 1), "erf", scale=1.0)
+    ls = Landscape(init_mlp(jax.random.PRNGKey(13), (2, 4, 1), "erf"), teacher=teacher)
+    sol = find_critical_point(ls, ls.ravel(), NewtonTrustRegion(gtol=1e-12, expand=4.0), max_steps=3000,
+                              throw=False)
+    assert sol.result is RESULTS.diverging
+    lim = sol.stats["limit"]
+    assert lim["converged"] and lim["grad_norm_inf"] <= TOL["critical_grad_inf"]
+    assert lim["loss"] <= lim["start_loss"]
+    (c,) = lim["neurons"]
+    from lossatlas.solvers import linear_channel_limit
+
+    full = linear_channel_limit(ls, sol.theta, [c])
+    grads, gaps = [], []
+    for eps in (1e-2, 1e-3, 1e-4):
+        W1, W2 = _on_channel((full.W1, full.W2), full.u, c, eps, np.sqrt(2 / np.pi))
+        th = np.r_[W1.ravel(), W2.ravel()]
+        grads.append(_grad_inf(ls, th))
+        gaps.append(float(ls.loss(jnp.asarray(th))) - full.loss)
+    # the channel neuron's own gradient carries a_c ~ 1/ε times the O(ε²) mismatch: O(ε)
+    assert grads[1] < 0.2 * grads[0] and grads[2] < 0.2 * grads[1] and grads[2] < 1e-7
+    assert all(g > -1e-15 for g in gaps) and gaps[2] < 1e-3 * gaps[0]  # O(ε²) from above
+
+
+def test_limit_refuses_unsupported_networks():
+    from lossatlas._errors import InputError
+    from lossatlas.solvers import linear_channel_limit
+
+    X, beta, data = _linear_target()
+    biased = Landscape(init_mlp(jax.random.PRNGKey(0), (2, 3, 1), "erf", bias=True), data)
+    with pytest.raises(InputError, match="bias-free"):
+        linear_channel_limit(biased, biased.ravel(), [0])
+    relu = Landscape(init_mlp(jax.random.PRNGKey(0), (2, 3, 1), "relu"), data)
+    with pytest.raises(InputError, match="no linear-neuron channels"):
+        linear_channel_limit(relu, relu.ravel(), [0])
+    ok = Landscape(init_mlp(jax.random.PRNGKey(0), (2, 3, 1), "erf"), data)
+    with pytest.raises(InputError, match="neurons"):
+        linear_channel_limit(ok, ok.ravel(), [5])

@@ -181,6 +181,9 @@ def find(
         "classification": cls.to_record(),
         **extra,
     }
+    for key in ("escape", "limit"):  # an escape to infinity: its evidence, and its limit point
+        if key in rec and status == "diverging":
+            body[key] = rec[key]
     if out is not None:
         body["out"] = str(out)
     if json_out:
@@ -192,6 +195,8 @@ def find(
         flat["index"] = cls.index
         flat["nullity"] = cls.nullity
         flat["reason"] = cls.evidence.get("reason", "")
+        if "limit" in body:
+            flat.update({f"limit.{k}": body["limit"][k] for k in ("loss", "grad_norm_inf", "index", "u")})
         print_kv("lossatlas find", flat)
 
 

@@ -47,7 +47,11 @@ def _linear_channels_possible(activation: str) -> bool:
     f = get_activation(activation)
     s0 = float(f(jnp.zeros(())))
     d0 = float(jax.grad(f)(jnp.zeros(())))
-    return abs(s0) < 1e-12 and abs(d0) > 1e-3
+    # differentiable at 0 (the one-sided slopes agree): not relu, whose small neurons are an
+    # exact rescaling, not a channel
+    h = 1e-4
+    kink = abs(float(f(jnp.asarray(h))) / h - float(f(jnp.asarray(-h))) / -h)
+    return abs(s0) < 1e-12 and abs(d0) > 1e-3 and kink < 1e-2 * abs(d0)
 
 
 def _layer_index_maps(ls):

@@ -21,6 +21,7 @@ from ..curvature._dense import _raw_hessian
 from ..landscape import Landscape
 from ._escape import EscapeMonitor
 from ._floor import gradient_floor
+from ._limit import limit_of_escape
 from ._results import RESULTS, CriticalPointSolution
 
 _EPS = float(np.finfo(np.float64).eps)
@@ -133,6 +134,11 @@ def _finish(ls, theta, L, g, result, tracker, steps, t0, extra=None) -> Critical
     }
     if extra:
         stats.update(extra)
+    if result is RESULTS.diverging and stats.get("escape"):
+        # the critical point at infinity the escape tends to, where the limit model is known
+        limit = limit_of_escape(ls, theta, stats["escape"], tracker.gtol)
+        if limit is not None:
+            stats["limit"] = limit
     return CriticalPointSolution(np.asarray(theta), float(L), float(np.max(np.abs(g))) if g.size else 0.0,
                                  result, stats)
 

@@ -1,0 +1,206 @@
+"""Critical points at infinity: the limit of an escape along linear-neuron channels.
+
+When a descent method escapes along a *linear-neuron* channel (see :mod:`._escape`), neuron
+``c`` of a two-layer network ``f(x) = Σ_i a_i σ(w_i·x)`` has ``w_c → 0`` and ``|a_c| → ∞`` at
+fixed ``a_c w_c``; since ``σ(0) = 0``, ``a_c σ(w_c·x) = σ'(0) a_c w_c·x + O(|a_c| |w_c|³)``, the
+network tends to the *limit model*
+
+    g(x) = Σ_{i≠c} a_i σ(w_i·x) + u·x,        u = lim σ'(0) a_c w_c,
+
+with a free linear unit ``u`` (any vector: ``a_c w_c`` reaches every direction). Along the
+channel the parameters of the limit model follow its own gradient flow up to terms that vanish
+at infinity, so the escaping iterates converge *in the limit model's coordinates* to a
+critical point of its loss ``L_lim(w_{≠c}, a_{≠c}, u)``: a critical point at infinity of the
+original landscape, with the same loss value as the infimum along the channel.
+
+:func:`linear_channel_limit` maps the escaping point to those coordinates, solves
+``∇L_lim = 0`` by Newton's method (exact dense Hessian; steps in its eigenbasis with the
+pseudo-inverse, accepted while ``||∇L_lim||`` decreases, so saddles converge too) and reports
+the limit point, its gradient norm, its Morse index in the limit model and the loss.
+
+Limit losses, in closed form:
+
+- empirical: ``L_lim = 1/(2N) Σ_n (g(x_n) − y_n)²``;
+- population (``erf``, σ(z) = erf(z/√2), ``x ~ N(0, I)``): with the teacher
+  ``t(x) = Σ_j v_j σ(t_j·x)``, ``L_lim = L_pop(student without c, teacher)
+  + u·(Σ_{i≠c} a_i κ(w_i) w_i − Σ_j v_j κ(t_j) t_j) + ½|u|²``, where
+  ``E[σ(w·x) x] = E[σ'(w·x)] w = κ(w) w`` (Stein's lemma), ``κ(w) = √(2/π) / √(1 + |w|²)``,
+  and ``E[(u·x)²] = |u|²``.
+
+Supported: two-layer, bias-free, scalar-output networks, no L2 penalty (an escape cannot happen
+with one), activations with ``σ(0) = 0 ≠ σ'(0)``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from .._errors import InputError
+from ..landscape._population import population_loss
+from ..models._activations import get_activation
+from ._escape import _linear_channels_possible
+
+_SQRT_2_OVER_PI = float(np.sqrt(2.0 / np.pi))
+
+
+@dataclasses.dataclass(frozen=True)
+class ChannelLimit:
+    """A critical point at infinity, found in the limit model of a linear-neuron escape.
+
+    **Fields:** `neurons` (the escaping neurons ``c``), `u` (the linear unit), `W1`, `W2` (the
+    remaining network, shapes ``(m − |c|, d)`` and ``(1, m − |c|)``), `loss` (``L_lim``),
+    `grad_norm_inf` (``||∇L_lim||∞``), `converged` (≤ `gtol`), `steps` (Newton steps),
+    `index` (negative eigenvalues of ``∇²L_lim``), `nullity` (eigenvalues within `tolerance`),
+    `tolerance`, `eigenvalue_range`, `start_grad_norm_inf` (at the escaping point's image),
+    `start_loss` (``L`` at the escaping point).
+    """
+
+    neurons: tuple[int, ...]
+    u: np.ndarray
+    W1: np.ndarray
+    W2: np.ndarray
+    loss: float
+    grad_norm_inf: float
+    converged: bool
+    steps: int
+    index: int
+    nullity: int
+    tolerance: float
+    eigenvalue_range: tuple[float, float]
+    start_grad_norm_inf: float
+    start_loss: float
+
+    def to_record(self) -> dict:
+        return {
+            "kind": "linear_neuron_limit", "neurons": list(self.neurons), "u": self.u.tolist(),
+            "loss": self.loss, "grad_norm_inf": self.grad_norm_inf, "converged": self.converged,
+            "steps": self.steps, "index": self.index, "nullity": self.nullity, "tolerance": self.tolerance,
+            "eigenvalue_range": list(self.eigenvalue_range),
+            "start_grad_norm_inf": self.start_grad_norm_inf, "start_loss": self.start_loss,
+        }
+
+
+def _check_supported(ls) -> float:
+    net = ls.model
+    if net.depth != 2 or net.biases is not None or net.widths[-1] != 1:
+        raise InputError("the limit model of a linear-neuron escape is implemented for two-layer, bias-free, "
+                         f"scalar-output networks; got widths {net.widths} with biases={net.biases is not None}.")
+    if ls.lam > 0:
+        raise InputError("with an L2 penalty λ > 0 no escape to infinity is possible; there is no limit model.")
+    if ls.freeze:
+        raise InputError("the limit model needs every array trainable; this landscape freezes "
+                         f"{list(ls.freeze)}.")
+    if not _linear_channels_possible(net.activation):
+        raise InputError(f"activation {net.activation!r} has no linear-neuron channels (they need σ "
+                         "differentiable at 0 with σ(0) = 0 ≠ σ'(0)).")
+    return float(jax.grad(get_activation(net.activation))(jnp.zeros(())))
+
+
+def limit_loss_fn(ls, m_rest: int):
+    """``L_lim`` as a function of the flat limit parameters ``(W1 row-major, W2, u)``."""
+    net = ls.model
+    d = int(net.widths[0])
+    act = get_activation(net.activation)
+
+    def unpack(phi):
+        W1 = phi[: m_rest * d].reshape(m_rest, d)
+        W2 = phi[m_rest * d : m_rest * d + m_rest].reshape(1, m_rest)
+        u = phi[m_rest * d + m_rest :]
+        return W1, W2, u
+
+    if ls.is_population:
+        V1, V2 = ls.teacher.weights
+
+        def kappa(A):
+            return _SQRT_2_OVER_PI / jnp.sqrt(1.0 + jnp.sum(A * A, axis=1))
+
+        def loss(phi):
+            W1, W2, u = unpack(phi)
+            base = population_loss(net.activation, W1, W2, V1, V2)
+            cross = (W2 * kappa(W1)) @ W1 - (V2 * kappa(V1)) @ V1
+            return base + jnp.sum(cross[0] * u) + 0.5 * jnp.sum(u * u)
+    else:
+        X, Y = ls.data.X, ls.data.Y
+
+        def loss(phi):
+            W1, W2, u = unpack(phi)
+            r = act(X @ W1.T) @ W2.T + (X @ u)[:, None] - Y
+            return jnp.sum(r * r) / (2.0 * X.shape[0])
+
+    return loss, unpack
+
+
+def linear_channel_limit(ls, theta, neurons, *, gtol: float = 1e-12, max_steps: int = 100) -> ChannelLimit:
+    """The critical point at infinity reached by an escape along linear-neuron channels.
+
+    **Arguments:**
+
+    - `ls`, `theta`: the landscape and the escaping point (e.g. a ``diverging`` solution's).
+    - `neurons`: hidden neurons on linear-neuron channels (from the escape evidence).
+    - `gtol`: target for ``||∇L_lim||∞``.
+    - `max_steps`: Newton steps.
+
+    Returns a :class:`ChannelLimit`; `converged` says whether the target was met.
+    """
+    d0 = _check_supported(ls)
+    theta = np.asarray(ls.check_theta(theta))
+    net = ls.unravel(jnp.asarray(theta))
+    W1, W2 = (np.asarray(w) for w in net.weights)
+    m = W1.shape[0]
+    neurons = tuple(sorted({int(c) for c in neurons}))
+    if not neurons or any(c < 0 or c >= m for c in neurons):
+        raise InputError(f"`neurons` must name hidden neurons among 0..{m - 1}, got {neurons}.")
+    keep = [i for i in range(m) if i not in neurons]
+    u0 = d0 * sum(W2[0, c] * W1[c] for c in neurons)
+    phi = np.concatenate([W1[keep].ravel(), W2[0, keep], u0])
+    loss, unpack = limit_loss_fn(ls, len(keep))
+    vg = jax.jit(jax.value_and_grad(loss))
+    hess = jax.jit(jax.hessian(loss))
+    L, g = (np.asarray(x) for x in vg(jnp.asarray(phi)))
+    start_g = float(np.max(np.abs(g)))
+    steps, radius = 0, 1.0
+    while float(np.max(np.abs(g))) > gtol and steps < max_steps:
+        steps += 1
+        lam, V = np.linalg.eigh(np.asarray(hess(jnp.asarray(phi))))
+        cut = 1e-13 * max(float(np.max(np.abs(lam))), 1e-300)
+        gt = V.T @ g
+        s = V @ np.where(np.abs(lam) > cut, -gt / np.where(np.abs(lam) > cut, lam, 1.0), 0.0)
+        while True:  # Newton on ∇L_lim = 0: accept while the gradient norm decreases
+            step = s * min(1.0, radius / max(float(np.linalg.norm(s)), 1e-300))
+            L1, g1 = (np.asarray(x) for x in vg(jnp.asarray(phi + step)))
+            if np.linalg.norm(g1) < np.linalg.norm(g) or radius < 1e-12:
+                break
+            radius *= 0.25
+        if not np.linalg.norm(g1) < np.linalg.norm(g):
+            break
+        phi, L, g = phi + step, L1, g1
+        radius = min(4.0 * radius, 1e3)
+    lam = np.linalg.eigvalsh(np.asarray(hess(jnp.asarray(phi))))
+    scale = max(float(np.max(np.abs(lam))), 1e-300)
+    gmax = float(np.max(np.abs(g)))
+    tol = len(lam) * float(np.finfo(np.float64).eps) * scale * 10 + gmax
+    W1l, W2l, u = (np.asarray(x) for x in unpack(jnp.asarray(phi)))
+    return ChannelLimit(
+        neurons=neurons, u=u, W1=W1l, W2=W2l, loss=float(L), grad_norm_inf=gmax, converged=gmax <= gtol,
+        steps=steps, index=int(np.sum(lam < -tol)), nullity=int(np.sum(np.abs(lam) <= tol)), tolerance=tol,
+        eigenvalue_range=(float(lam[0]), float(lam[-1])), start_grad_norm_inf=start_g,
+        start_loss=float(ls.loss(jnp.asarray(theta))),
+    )
+
+
+def limit_of_escape(ls, theta, evidence, gtol: float) -> dict | None:
+    """The limit record for a ``diverging`` solution, or ``None`` when its channels are not all
+    linear neurons or the network is outside :func:`linear_channel_limit`'s scope."""
+    channels = (evidence or {}).get("channels") or []
+    linear = [c for c in channels if c.get("kind") == "linear_neuron" and c.get("layer") == 1]
+    if not linear or len(linear) != len(channels):
+        return None
+    try:
+        lim = linear_channel_limit(ls, theta, [n for c in linear for n in c["neurons"]], gtol=gtol)
+    except InputError:
+        return None
+    return lim.to_record()
