@@ -303,3 +303,22 @@ def test_limit_refuses_unsupported_networks():
     ok = Landscape(init_mlp(jax.random.PRNGKey(0), (2, 3, 1), "erf"), data)
     with pytest.raises(InputError, match="neurons"):
         linear_channel_limit(ok, ok.ravel(), [5])
+
+
+def test_population_limit_of_a_fully_linear_student_is_the_best_linear_fit():
+    """A width-1 erf student whose only neuron escapes: the limit model is a linear unit on the
+    population loss, minimised by ``u = E[t(x) x]`` — estimated here by Monte Carlo."""
+    from lossatlas.solvers import linear_channel_limit
+
+    teacher = init_mlp(jax.random.PRNGKey(1), (3, 2, 1), "erf", scale=1.0)
+    ls = Landscape(init_mlp(jax.random.PRNGKey(2), (3, 1, 1), "erf"), teacher=teacher)
+    lim = linear_channel_limit(ls, ls.ravel(), [0])
+    assert lim.converged and lim.index == 0
+    X = np.asarray(jax.random.normal(jax.random.PRNGKey(3), (400_000, 3), jnp.float64))
+    tx = np.asarray(teacher(jnp.asarray(X)))[:, 0]
+    samples = tx[:, None] * X
+    mc, se = samples.mean(0), samples.std(0) / np.sqrt(len(X))
+    assert np.all(np.abs(lim.u - mc) <= TOL["mc_sigmas"] * se)
+    # and its loss is ½ (E[t²] − |u|²)
+    t2 = float(np.mean(tx**2))
+    assert abs(lim.loss - 0.5 * (t2 - lim.u @ lim.u)) <= TOL["mc_sigmas"] * np.std(tx**2) / np.sqrt(len(X))
