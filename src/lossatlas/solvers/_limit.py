@@ -100,38 +100,45 @@ def _check_supported(ls) -> float:
     return float(jax.grad(get_activation(net.activation))(jnp.zeros(())))
 
 
-def limit_loss_fn(ls, m_rest: int):
-    """``L_lim`` as a function of the flat limit parameters ``(W1 row-major, W2, u)``."""
-    net = ls.model
-    d = int(net.widths[0])
-    act = get_activation(net.activation)
+def _unpack(phi, m_rest: int, d: int):
+    W1 = phi[: m_rest * d].reshape(m_rest, d)
+    W2 = phi[m_rest * d : m_rest * d + m_rest].reshape(1, m_rest)
+    return W1, W2, phi[m_rest * d + m_rest :]
 
-    def unpack(phi):
-        W1 = phi[: m_rest * d].reshape(m_rest, d)
-        W2 = phi[m_rest * d : m_rest * d + m_rest].reshape(1, m_rest)
-        u = phi[m_rest * d + m_rest :]
-        return W1, W2, u
 
-    if ls.is_population:
-        V1, V2 = ls.teacher.weights
+def _limit_loss(phi, arrays, activation: str, m_rest: int, population: bool):
+    """``L_lim`` at the flat limit parameters; `arrays` is the teacher ``(V1, V2)`` (population)
+    or the data ``(X, Y)``. Module-level, so that its compilations are cached across calls."""
+    d = arrays[0].shape[1]
+    W1, W2, u = _unpack(phi, m_rest, d)
+    if population:
+        V1, V2 = arrays
 
         def kappa(A):
             return _SQRT_2_OVER_PI / jnp.sqrt(1.0 + jnp.sum(A * A, axis=1))
 
-        def loss(phi):
-            W1, W2, u = unpack(phi)
-            base = population_loss(net.activation, W1, W2, V1, V2)
-            cross = (W2 * kappa(W1)) @ W1 - (V2 * kappa(V1)) @ V1
-            return base + jnp.sum(cross[0] * u) + 0.5 * jnp.sum(u * u)
-    else:
-        X, Y = ls.data.X, ls.data.Y
+        base = population_loss(activation, W1, W2, V1, V2)
+        cross = (W2 * kappa(W1)) @ W1 - (V2 * kappa(V1)) @ V1
+        return base + jnp.sum(cross[0] * u) + 0.5 * jnp.sum(u * u)
+    X, Y = arrays
+    r = get_activation(activation)(X @ W1.T) @ W2.T + (X @ u)[:, None] - Y
+    return jnp.sum(r * r) / (2.0 * X.shape[0])
 
-        def loss(phi):
-            W1, W2, u = unpack(phi)
-            r = act(X @ W1.T) @ W2.T + (X @ u)[:, None] - Y
-            return jnp.sum(r * r) / (2.0 * X.shape[0])
 
-    return loss, unpack
+_value_and_grad = jax.jit(jax.value_and_grad(_limit_loss), static_argnums=(2, 3, 4))
+_hessian = jax.jit(jax.hessian(_limit_loss), static_argnums=(2, 3, 4))
+
+
+def _arrays(ls):
+    return tuple(ls.teacher.weights) if ls.is_population else (ls.data.X, ls.data.Y)
+
+
+def limit_loss_fn(ls, m_rest: int):
+    """``L_lim`` as a function of the flat limit parameters ``(W1 row-major, W2, u)``, and the
+    function that splits them."""
+    arrays, act, pop = _arrays(ls), ls.model.activation, ls.is_population
+    d = int(ls.model.widths[0])
+    return (lambda phi: _limit_loss(phi, arrays, act, m_rest, pop)), (lambda phi: _unpack(phi, m_rest, d))
 
 
 def linear_channel_limit(ls, theta, neurons, *, gtol: float = 1e-12, max_steps: int = 100) -> ChannelLimit:
@@ -157,9 +164,16 @@ def linear_channel_limit(ls, theta, neurons, *, gtol: float = 1e-12, max_steps: 
     keep = [i for i in range(m) if i not in neurons]
     u0 = d0 * sum(W2[0, c] * W1[c] for c in neurons)
     phi = np.concatenate([W1[keep].ravel(), W2[0, keep], u0])
-    loss, unpack = limit_loss_fn(ls, len(keep))
-    vg = jax.jit(jax.value_and_grad(loss))
-    hess = jax.jit(jax.hessian(loss))
+    static = (ls.model.activation, len(keep), ls.is_population)
+    arrays = _arrays(ls)
+
+    def vg(x):
+        return _value_and_grad(x, arrays, *static)
+
+    def hess(x):
+        return _hessian(x, arrays, *static)
+
+    _, unpack = limit_loss_fn(ls, len(keep))
     L, g = (np.asarray(x) for x in vg(jnp.asarray(phi)))
     start_g = float(np.max(np.abs(g)))
     steps, radius = 0, 1.0
