@@ -43,6 +43,7 @@ from .._errors import InputError
 from ..landscape._population import population_loss
 from ..models._activations import get_activation
 from ._escape import _linear_channels_possible
+from ._results import RESULTS
 
 _SQRT_2_OVER_PI = float(np.sqrt(2.0 / np.pi))
 
@@ -53,7 +54,10 @@ class ChannelLimit:
 
     **Fields:** `neurons` (the escaping neurons ``c``), `u` (the linear unit), `W1`, `W2` (the
     remaining network, shapes ``(m − |c|, d)`` and ``(1, m − |c|)``), `loss` (``L_lim``),
-    `grad_norm_inf` (``||∇L_lim||∞``), `converged` (≤ `gtol`), `steps` (Newton steps),
+    `grad_norm_inf` (``||∇L_lim||∞``), `result` (a :class:`RESULTS`: ``successful`` at
+    `gtol`; ``max_steps_reached``; ``gradient_flat`` when no step reduces ``||∇L_lim||`` — the
+    pseudo-inverse Newton step decreases it unless the gradient lies in the Hessian's near
+    kernel; ``nonfinite``), `steps` (Newton steps),
     `index` (negative eigenvalues of ``∇²L_lim``), `nullity` (eigenvalues within `tolerance`),
     `tolerance`, `eigenvalue_range`, `start_grad_norm_inf` (at the escaping point's image),
     `start_loss` (``L`` at the escaping point).
@@ -65,7 +69,7 @@ class ChannelLimit:
     W2: np.ndarray
     loss: float
     grad_norm_inf: float
-    converged: bool
+    result: RESULTS
     steps: int
     index: int
     nullity: int
@@ -74,10 +78,15 @@ class ChannelLimit:
     start_grad_norm_inf: float
     start_loss: float
 
+    @property
+    def converged(self) -> bool:
+        return self.result is RESULTS.successful
+
     def to_record(self) -> dict:
         return {
             "kind": "linear_neuron_limit", "neurons": list(self.neurons), "u": self.u.tolist(),
-            "loss": self.loss, "grad_norm_inf": self.grad_norm_inf, "converged": self.converged,
+            "loss": self.loss, "grad_norm_inf": self.grad_norm_inf, "status": self.result.name,
+            "converged": self.converged,
             "steps": self.steps, "index": self.index, "nullity": self.nullity, "tolerance": self.tolerance,
             "eigenvalue_range": list(self.eigenvalue_range),
             "start_grad_norm_inf": self.start_grad_norm_inf, "start_loss": self.start_loss,
@@ -151,7 +160,7 @@ def linear_channel_limit(ls, theta, neurons, *, gtol: float = 1e-12, max_steps: 
     - `gtol`: target for ``||∇L_lim||∞``.
     - `max_steps`: Newton steps.
 
-    Returns a :class:`ChannelLimit`; `converged` says whether the target was met.
+    Returns a :class:`ChannelLimit`; its `result` says whether the target was met.
     """
     d0 = _check_supported(ls)
     theta = np.asarray(ls.check_theta(theta))
@@ -176,8 +185,8 @@ def linear_channel_limit(ls, theta, neurons, *, gtol: float = 1e-12, max_steps: 
     _, unpack = limit_loss_fn(ls, len(keep))
     L, g = (np.asarray(x) for x in vg(jnp.asarray(phi)))
     start_g = float(np.max(np.abs(g)))
-    steps, radius = 0, 1.0
-    while float(np.max(np.abs(g))) > gtol and steps < max_steps:
+    steps, radius, stalled = 0, 1.0, False
+    while float(np.max(np.abs(g))) > gtol and steps < max_steps and np.all(np.isfinite(g)):
         steps += 1
         lam, V = np.linalg.eigh(np.asarray(hess(jnp.asarray(phi))))
         cut = 1e-13 * max(float(np.max(np.abs(lam))), 1e-300)
@@ -190,16 +199,24 @@ def linear_channel_limit(ls, theta, neurons, *, gtol: float = 1e-12, max_steps: 
                 break
             radius *= 0.25
         if not np.linalg.norm(g1) < np.linalg.norm(g):
+            stalled = True
             break
         phi, L, g = phi + step, L1, g1
         radius = min(4.0 * radius, 1e3)
-    lam = np.linalg.eigvalsh(np.asarray(hess(jnp.asarray(phi))))
-    scale = max(float(np.max(np.abs(lam))), 1e-300)
+    H = np.asarray(hess(jnp.asarray(phi)))
+    lam = np.linalg.eigvalsh(H) if np.all(np.isfinite(H)) else np.full(len(phi), np.nan)
+    scale = max(float(np.nanmax(np.abs(lam), initial=0.0)), 1e-300)
     gmax = float(np.max(np.abs(g)))
     tol = len(lam) * float(np.finfo(np.float64).eps) * scale * 10 + gmax
     W1l, W2l, u = (np.asarray(x) for x in unpack(jnp.asarray(phi)))
+    if not (np.isfinite(L) and np.all(np.isfinite(g))):
+        result = RESULTS.nonfinite
+    elif gmax <= gtol:
+        result = RESULTS.successful
+    else:
+        result = RESULTS.gradient_flat if stalled else RESULTS.max_steps_reached
     return ChannelLimit(
-        neurons=neurons, u=u, W1=W1l, W2=W2l, loss=float(L), grad_norm_inf=gmax, converged=gmax <= gtol,
+        neurons=neurons, u=u, W1=W1l, W2=W2l, loss=float(L), grad_norm_inf=gmax, result=result,
         steps=steps, index=int(np.sum(lam < -tol)), nullity=int(np.sum(np.abs(lam) <= tol)), tolerance=tol,
         eigenvalue_range=(float(lam[0]), float(lam[-1])), start_grad_norm_inf=start_g,
         start_loss=float(ls.loss(jnp.asarray(theta))),
