@@ -322,3 +322,14 @@ def test_population_limit_of_a_fully_linear_student_is_the_best_linear_fit():
     # and its loss is ½ (E[t²] − |u|²)
     t2 = float(np.mean(tx**2))
     assert abs(lim.loss - 0.5 * (t2 - lim.u @ lim.u)) <= TOL["mc_sigmas"] * np.std(tx**2) / np.sqrt(len(X))
+
+
+def test_limit_reports_an_unfinished_solve():
+    """A step budget too small for the target is reported as such, never as converged."""
+    from lossatlas.solvers import linear_channel_limit
+
+    teacher = init_mlp(jax.random.PRNGKey(1), (3, 2, 1), "erf", scale=1.0)
+    ls = Landscape(init_mlp(jax.random.PRNGKey(2), (3, 3, 1), "erf"), teacher=teacher)
+    lim = linear_channel_limit(ls, ls.ravel(), [0], max_steps=1)
+    assert lim.result is RESULTS.max_steps_reached and not lim.converged
+    assert lim.grad_norm_inf > 1e-12 and lim.to_record()["status"] == "max_steps_reached"
