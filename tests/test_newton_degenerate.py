@@ -333,3 +333,79 @@ def test_limit_reports_an_unfinished_solve():
     lim = linear_channel_limit(ls, ls.ravel(), [0], max_steps=1)
     assert lim.result is RESULTS.max_steps_reached and not lim.converged
     assert lim.grad_norm_inf > 1e-12 and lim.to_record()["status"] == "max_steps_reached"
+
+
+def _gated_target(seed=0):
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((200, 2))
+    beta, w_star = np.array([1.0, -0.5]), np.array([0.8, 0.6])
+    gate = 1 / (1 + np.exp(-(X @ w_star)))  # softplus' = sigmoid
+    return X, beta, w_star, Dataset(jnp.asarray(X), jnp.asarray(((X @ beta) * gate)[:, None]))
+
+
+def test_derivative_pair_escape_tends_to_the_gated_unit():
+    """Two softplus neurons fitting the derivative neuron ``(β·x) σ'(w*·x)`` escape along a
+    derivative pair; the limit model (gated unit) fits it exactly: w = w*, β recovered, c = 0."""
+    X, beta, w_star, data = _gated_target()
+    ls = Landscape(init_mlp(jax.random.PRNGKey(0), (2, 2, 1), "softplus"), data)
+    sol = find_critical_point(ls, ls.ravel(), NewtonTrustRegion(), max_steps=3000, throw=False)
+    assert sol.result is RESULTS.diverging
+    lim = sol.stats["limit"]
+    assert lim["kind"] == "derivative_pair_limit" and lim["converged"]
+    assert lim["grad_norm_inf"] <= TOL["critical_grad_inf"] and lim["loss"] <= 1e-20
+    np.testing.assert_allclose(lim["gate"]["w"], w_star, atol=1e-8)
+    np.testing.assert_allclose(lim["gate"]["beta"], beta, atol=1e-8)
+    assert abs(lim["gate"]["c"]) <= 1e-8
+
+
+@pytest.mark.parametrize("activation", ["tanh", "softplus"])
+def test_gated_limit_loss_is_the_loss_at_infinity(activation):
+    """Truth: the empirical loss of the original network with the pair on the channel at scale
+    ε (``u_{i,j} = w ± ε b̂/2``, ``v_{i,j} = c/2 ± |β|/ε``) tends to ``L_lim`` like ε²; for odd
+    σ the sign-flipped pair has the same limit."""
+    from lossatlas.solvers import derivative_pair_limit
+    from lossatlas.solvers._limit import _gated_loss
+
+    X, _, _, data = _gated_target(1)
+    rng = np.random.default_rng(2)
+    W1r, W2r = rng.standard_normal((1, 2)), rng.standard_normal((1, 1))
+    w, c, beta = rng.standard_normal(2), 0.7, rng.standard_normal(2)
+    phi = np.r_[W1r.ravel(), W2r.ravel(), w, c, beta]
+    L_lim = float(_gated_loss(jnp.asarray(phi), data.X, data.Y, activation, 1))
+    errs = []
+    for eps in (1e-2, 5e-3, 2.5e-3):
+        b = np.linalg.norm(beta)
+        U = np.vstack([W1r, w + 0.5 * eps * beta / b, w - 0.5 * eps * beta / b])
+        V = np.array([[W2r[0, 0], c / 2 + b / eps, c / 2 - b / eps]])
+        ls = Landscape(MLP((jnp.asarray(U), jnp.asarray(V)), None, activation), data)
+        errs.append(abs(float(ls.loss(jnp.asarray(np.r_[U.ravel(), V.ravel()]))) - L_lim))
+    assert errs[0] / errs[1] > 3.5 and errs[1] / errs[2] > 3.5
+    if activation == "tanh":  # the same point with neuron 2 sign-flipped: same limit
+        lim_a = derivative_pair_limit(ls, np.r_[U.ravel(), V.ravel()], (1, 2), 1, max_steps=0)
+        Uf, Vf = U.copy(), V.copy()
+        Uf[2], Vf[0, 2] = -U[2], -V[0, 2]
+        lsf = Landscape(MLP((jnp.asarray(Uf), jnp.asarray(Vf)), None, activation), data)
+        lim_b = derivative_pair_limit(lsf, np.r_[Uf.ravel(), Vf.ravel()], (1, 2), -1, max_steps=0)
+        for key in ("w", "beta"):
+            np.testing.assert_allclose(lim_a.gate[key], lim_b.gate[key], rtol=1e-12, atol=1e-12)
+        np.testing.assert_allclose(lim_a.gate["w"], w, atol=1e-12)
+        np.testing.assert_allclose(lim_a.gate["beta"], beta, rtol=1e-12)
+
+
+def test_derivative_pair_limit_refuses_unsupported_cases():
+    from lossatlas._errors import InputError
+    from lossatlas.solvers import derivative_pair_limit
+
+    teacher = init_mlp(jax.random.PRNGKey(1), (3, 2, 1), "erf", scale=1.0)
+    pop = Landscape(init_mlp(jax.random.PRNGKey(2), (3, 3, 1), "erf"), teacher=teacher)
+    with pytest.raises(InputError, match="empirical"):
+        derivative_pair_limit(pop, pop.ravel(), (0, 1))
+    X, beta, w_star, data = _gated_target()
+    relu = Landscape(init_mlp(jax.random.PRNGKey(0), (2, 3, 1), "relu"), data)
+    with pytest.raises(InputError, match="smooth"):
+        derivative_pair_limit(relu, relu.ravel(), (0, 1))
+    sp = Landscape(init_mlp(jax.random.PRNGKey(0), (2, 3, 1), "softplus"), data)
+    with pytest.raises(InputError, match="odd"):
+        derivative_pair_limit(sp, sp.ravel(), (0, 1), -1)
+    with pytest.raises(InputError, match="distinct"):
+        derivative_pair_limit(sp, sp.ravel(), (1, 1))

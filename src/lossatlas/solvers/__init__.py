@@ -2,7 +2,11 @@
 
 from ._classify import Classification as Classification, Label as Label, classify as classify
 from ._floor import gradient_floor as gradient_floor
-from ._limit import ChannelLimit as ChannelLimit, linear_channel_limit as linear_channel_limit
+from ._limit import (
+    ChannelLimit as ChannelLimit,
+    derivative_pair_limit as derivative_pair_limit,
+    linear_channel_limit as linear_channel_limit,
+)
 from ._newton import (
     AbstractCriticalPointSolver as AbstractCriticalPointSolver,
     NewtonTrustRegion as NewtonTrustRegion,

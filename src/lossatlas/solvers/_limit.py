@@ -29,6 +29,14 @@ Limit losses, in closed form:
 
 Supported: two-layer, bias-free, scalar-output networks, no L2 penalty (an escape cannot happen
 with one), activations with ``σ(0) = 0 ≠ σ'(0)``.
+
+**Derivative pairs** (:func:`derivative_pair_limit`, empirical losses): two neurons with
+``u_j → u_i`` and ``v_j → −v_i``, ``|v_i| → ∞`` (for odd σ also ``u_j → −u_i``, ``v_j → v_i``,
+reduced to the first case by the exact sign symmetry). With ``w = (u_i + u_j)/2`` and
+``δ = u_i − u_j``, ``v_i σ(u_i·x) + v_j σ(u_j·x) = c σ(w·x) + (β·x) σ'(w·x) + O(|c| |δ|²
++ |v| |δ|³)``, ``c = v_i + v_j``, ``β = (v_i − v_j) δ / 2``: the limit model has a neuron ``c σ(w·x)``
+and a *gated linear unit* ``(β·x) σ'(w·x)`` sharing its input weights ``w``, with
+``L_lim = 1/(2N) Σ_n (g(x_n) − y_n)²``. Smooth activations only (not ``relu``: ``σ'`` jumps).
 """
 
 from __future__ import annotations
@@ -52,7 +60,9 @@ _SQRT_2_OVER_PI = float(np.sqrt(2.0 / np.pi))
 class ChannelLimit:
     """A critical point at infinity, found in the limit model of a linear-neuron escape.
 
-    **Fields:** `neurons` (the escaping neurons ``c``), `u` (the linear unit), `W1`, `W2` (the
+    **Fields:** `kind` (``linear_neuron`` or ``derivative_pair``), `neurons` (the escaping
+    neurons ``c``), `u` (the linear unit; ``None`` for a pair), `gate` (a pair's limit:
+    ``{"w", "c", "beta"}``, else ``None``), `W1`, `W2` (the
     remaining network, shapes ``(m − |c|, d)`` and ``(1, m − |c|)``), `loss` (``L_lim``),
     `grad_norm_inf` (``||∇L_lim||∞``), `result` (a :class:`RESULTS`: ``successful`` at
     `gtol`; ``max_steps_reached``; ``gradient_flat`` when no step reduces ``||∇L_lim||`` — the
@@ -64,7 +74,7 @@ class ChannelLimit:
     """
 
     neurons: tuple[int, ...]
-    u: np.ndarray
+    u: np.ndarray | None
     W1: np.ndarray
     W2: np.ndarray
     loss: float
@@ -77,14 +87,20 @@ class ChannelLimit:
     eigenvalue_range: tuple[float, float]
     start_grad_norm_inf: float
     start_loss: float
+    kind: str = "linear_neuron"
+    gate: dict | None = None
 
     @property
     def converged(self) -> bool:
         return self.result is RESULTS.successful
 
     def to_record(self) -> dict:
-        return {
-            "kind": "linear_neuron_limit", "neurons": list(self.neurons), "u": self.u.tolist(),
+        rec = {"kind": f"{self.kind}_limit", "neurons": list(self.neurons)}
+        if self.u is not None:
+            rec["u"] = self.u.tolist()
+        if self.gate is not None:
+            rec["gate"] = {k: np.asarray(v).tolist() for k, v in self.gate.items()}
+        return rec | {
             "loss": self.loss, "grad_norm_inf": self.grad_norm_inf, "status": self.result.name,
             "converged": self.converged,
             "steps": self.steps, "index": self.index, "nullity": self.nullity, "tolerance": self.tolerance,
@@ -93,7 +109,7 @@ class ChannelLimit:
         }
 
 
-def _check_supported(ls) -> float:
+def _check_supported(ls, channel: str = "linear_neuron") -> float:
     net = ls.model
     if net.depth != 2 or net.biases is not None or net.widths[-1] != 1:
         raise InputError("the limit model of a linear-neuron escape is implemented for two-layer, bias-free, "
@@ -103,6 +119,10 @@ def _check_supported(ls) -> float:
     if ls.freeze:
         raise InputError("the limit model needs every array trainable; this landscape freezes "
                          f"{list(ls.freeze)}.")
+    if channel == "derivative_pair":
+        if net.activation == "relu":
+            raise InputError("the derivative-pair limit needs a smooth activation (relu's σ' jumps).")
+        return 0.0
     if not _linear_channels_possible(net.activation):
         raise InputError(f"activation {net.activation!r} has no linear-neuron channels (they need σ "
                          "differentiable at 0 with σ(0) = 0 ≠ σ'(0)).")
@@ -183,6 +203,16 @@ def linear_channel_limit(ls, theta, neurons, *, gtol: float = 1e-12, max_steps: 
         return _hessian(x, arrays, *static)
 
     _, unpack = limit_loss_fn(ls, len(keep))
+    phi, fit = _newton_on_gradient(vg, hess, phi, gtol, max_steps)
+    W1l, W2l, u = (np.asarray(x) for x in unpack(jnp.asarray(phi)))
+    return ChannelLimit(neurons=neurons, u=u, W1=W1l, W2=W2l, start_loss=float(ls.loss(jnp.asarray(theta))),
+                        **fit)
+
+
+def _newton_on_gradient(vg, hess, phi, gtol: float, max_steps: int):
+    """Newton's method on ``∇L = 0`` from ``phi`` (steps ``−H⁺g`` in the Hessian's eigenbasis,
+    accepted while ``||∇L||`` decreases, so saddles converge too). Returns the final point and
+    the :class:`ChannelLimit` fields that describe the solve."""
     L, g = (np.asarray(x) for x in vg(jnp.asarray(phi)))
     start_g = float(np.max(np.abs(g)))
     steps, radius, stalled = 0, 1.0, False
@@ -192,7 +222,7 @@ def linear_channel_limit(ls, theta, neurons, *, gtol: float = 1e-12, max_steps: 
         cut = 1e-13 * max(float(np.max(np.abs(lam))), 1e-300)
         gt = V.T @ g
         s = V @ np.where(np.abs(lam) > cut, -gt / np.where(np.abs(lam) > cut, lam, 1.0), 0.0)
-        while True:  # Newton on ∇L_lim = 0: accept while the gradient norm decreases
+        while True:  # accept while the gradient norm decreases
             step = s * min(1.0, radius / max(float(np.linalg.norm(s)), 1e-300))
             L1, g1 = (np.asarray(x) for x in vg(jnp.asarray(phi + step)))
             if np.linalg.norm(g1) < np.linalg.norm(g) or radius < 1e-12:
@@ -208,30 +238,98 @@ def linear_channel_limit(ls, theta, neurons, *, gtol: float = 1e-12, max_steps: 
     scale = max(float(np.nanmax(np.abs(lam), initial=0.0)), 1e-300)
     gmax = float(np.max(np.abs(g)))
     tol = len(lam) * float(np.finfo(np.float64).eps) * scale * 10 + gmax
-    W1l, W2l, u = (np.asarray(x) for x in unpack(jnp.asarray(phi)))
     if not (np.isfinite(L) and np.all(np.isfinite(g))):
         result = RESULTS.nonfinite
     elif gmax <= gtol:
         result = RESULTS.successful
     else:
         result = RESULTS.gradient_flat if stalled else RESULTS.max_steps_reached
-    return ChannelLimit(
-        neurons=neurons, u=u, W1=W1l, W2=W2l, loss=float(L), grad_norm_inf=gmax, result=result,
-        steps=steps, index=int(np.sum(lam < -tol)), nullity=int(np.sum(np.abs(lam) <= tol)), tolerance=tol,
-        eigenvalue_range=(float(lam[0]), float(lam[-1])), start_grad_norm_inf=start_g,
-        start_loss=float(ls.loss(jnp.asarray(theta))),
-    )
+    return phi, {
+        "loss": float(L), "grad_norm_inf": gmax, "result": result, "steps": steps,
+        "index": int(np.sum(lam < -tol)), "nullity": int(np.sum(np.abs(lam) <= tol)), "tolerance": tol,
+        "eigenvalue_range": (float(lam[0]), float(lam[-1])), "start_grad_norm_inf": start_g,
+    }
+
+
+def _gated_loss(phi, X, Y, activation: str, m_rest: int):
+    """``L_lim`` of a derivative-pair limit at ``phi = (W1 rest, W2 rest, w, c, β)``."""
+    d = X.shape[1]
+    W1, W2, rest = _unpack(phi, m_rest, d)
+    w, c, beta = rest[:d], rest[d], rest[d + 1 :]
+    sigma = get_activation(activation)
+    z = X @ w
+    dsigma = jax.grad(lambda t: jnp.sum(sigma(t)))(z)  # σ' elementwise
+    r = sigma(X @ W1.T) @ W2.T + (c * sigma(z) + (X @ beta) * dsigma)[:, None] - Y
+    return jnp.sum(r * r) / (2.0 * X.shape[0])
+
+
+_gated_value_and_grad = jax.jit(jax.value_and_grad(_gated_loss), static_argnums=(3, 4))
+_gated_hessian = jax.jit(jax.hessian(_gated_loss), static_argnums=(3, 4))
+
+
+def derivative_pair_limit(ls, theta, neurons, sign: float = 1.0, *, gtol: float = 1e-12,
+                          max_steps: int = 100) -> ChannelLimit:
+    """The critical point at infinity reached by an escape along a derivative-pair channel
+    (empirical losses; see the module docstring for the limit model).
+
+    **Arguments:** `ls`, `theta` (the escaping point), `neurons` (the pair ``(i, j)``), `sign`
+    (``+1``: ``u_j → u_i``; ``−1``: ``u_j → −u_i``, odd activations), `gtol`, `max_steps`.
+    """
+    _check_supported(ls, channel="derivative_pair")
+    if ls.is_population:
+        raise InputError("the limit of a derivative-pair escape is implemented for empirical losses only "
+                         "(the population loss of a gated unit needs Gaussian integrals not provided).")
+    theta = np.asarray(ls.check_theta(theta))
+    net = ls.unravel(jnp.asarray(theta))
+    W1, W2 = (np.array(w) for w in net.weights)
+    m = W1.shape[0]
+    pair = tuple(int(c) for c in neurons)
+    if len(pair) != 2 or pair[0] == pair[1] or any(c < 0 or c >= m for c in pair):
+        raise InputError(f"`neurons` must be two distinct hidden neurons among 0..{m - 1}, got {pair}.")
+    if sign not in (1, -1):
+        raise InputError(f"`sign` must be +1 or -1, got {sign!r}.")
+    i, j = pair
+    if sign == -1:  # odd σ: (u, v) → (−u, −v) leaves the function unchanged
+        if net.activation not in ("tanh", "erf"):
+            raise InputError(f"sign −1 needs an odd activation, got {net.activation!r}.")
+        W1[j], W2[0, j] = -W1[j], -W2[0, j]
+    w = 0.5 * (W1[i] + W1[j])
+    c = W2[0, i] + W2[0, j]
+    beta = 0.5 * (W2[0, i] - W2[0, j]) * (W1[i] - W1[j])
+    keep = [k for k in range(m) if k not in pair]
+    phi = np.concatenate([W1[keep].ravel(), W2[0, keep], w, [c], beta])
+    X, Y, act = ls.data.X, ls.data.Y, net.activation
+
+    def vg(x):
+        return _gated_value_and_grad(x, X, Y, act, len(keep))
+
+    def hess(x):
+        return _gated_hessian(x, X, Y, act, len(keep))
+
+    phi, fit = _newton_on_gradient(vg, hess, phi, gtol, max_steps)
+    d = W1.shape[1]
+    W1l, W2l, rest = (np.asarray(x) for x in _unpack(jnp.asarray(phi), len(keep), d))
+    gate = {"w": rest[:d], "c": float(rest[d]), "beta": rest[d + 1 :]}
+    return ChannelLimit(neurons=pair, u=None, W1=W1l, W2=W2l, start_loss=float(ls.loss(jnp.asarray(theta))),
+                        kind="derivative_pair", gate=gate, **fit)
 
 
 def limit_of_escape(ls, theta, evidence, gtol: float) -> dict | None:
-    """The limit record for a ``diverging`` solution, or ``None`` when its channels are not all
-    linear neurons or the network is outside :func:`linear_channel_limit`'s scope."""
+    """The limit record for a ``diverging`` solution: all channels linear neurons
+    (:func:`linear_channel_limit`) or one derivative pair (:func:`derivative_pair_limit`), in the
+    first layer of a supported network; else ``None``."""
     channels = (evidence or {}).get("channels") or []
-    linear = [c for c in channels if c.get("kind") == "linear_neuron" and c.get("layer") == 1]
-    if not linear or len(linear) != len(channels):
+    if not channels or any(c.get("layer") != 1 for c in channels):
         return None
+    kinds = {c.get("kind") for c in channels}
     try:
-        lim = linear_channel_limit(ls, theta, [n for c in linear for n in c["neurons"]], gtol=gtol)
+        if kinds == {"linear_neuron"}:
+            lim = linear_channel_limit(ls, theta, [n for c in channels for n in c["neurons"]], gtol=gtol)
+        elif kinds == {"derivative_pair"} and len(channels) == 1:
+            ch = channels[0]
+            lim = derivative_pair_limit(ls, theta, ch["neurons"], int(ch.get("sign", 1)), gtol=gtol)
+        else:
+            return None
     except InputError:
         return None
     return lim.to_record()

@@ -36,8 +36,9 @@ class RESULTS(enum.Enum):
         "weights, or a neuron whose input weights vanish while its output weight grows). There "
         "is no finite critical point along this path (its limit is a critical point at "
         "infinity), so this is not convergence even where the gradient is already small; see "
-        "`stats['escape']` for the evidence and, for linear-neuron channels of two-layer "
-        "networks, `stats['limit']` for that critical point at infinity, solved in the limit model."
+        "`stats['escape']` for the evidence and, for two-layer networks, `stats['limit']` for that "
+        "critical point at infinity, solved in the limit model (linear neurons; derivative pairs "
+        "on empirical losses)."
     )
 
     def is_successful(self) -> bool:
