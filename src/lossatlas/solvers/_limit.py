@@ -54,6 +54,9 @@ from ._escape import _linear_channels_possible
 from ._results import RESULTS
 
 _SQRT_2_OVER_PI = float(np.sqrt(2.0 / np.pi))
+#: Largest network whose escapes get their limit solved automatically (dense Hessians, as in
+#: the trust-region solver's default ``dense_limit``); call the limit functions directly beyond.
+_AUTO_MAX_PARAMS = 3000
 
 
 @dataclasses.dataclass(frozen=True)
@@ -317,9 +320,10 @@ def derivative_pair_limit(ls, theta, neurons, sign: float = 1.0, *, gtol: float 
 def limit_of_escape(ls, theta, evidence, gtol: float) -> dict | None:
     """The limit record for a ``diverging`` solution: all channels linear neurons
     (:func:`linear_channel_limit`) or one derivative pair (:func:`derivative_pair_limit`), in the
-    first layer of a supported network; else ``None``."""
+    first layer of a supported network with at most ``_AUTO_MAX_PARAMS`` parameters (the limit
+    solve uses dense Hessians); else ``None``."""
     channels = (evidence or {}).get("channels") or []
-    if not channels or any(c.get("layer") != 1 for c in channels):
+    if not channels or any(c.get("layer") != 1 for c in channels) or ls.n_params > _AUTO_MAX_PARAMS:
         return None
     kinds = {c.get("kind") for c in channels}
     try:
