@@ -205,9 +205,8 @@ def linear_channel_limit(ls, theta, neurons, *, gtol: float = 1e-12, max_steps: 
     def hess(x):
         return _hessian(x, arrays, *static)
 
-    _, unpack = limit_loss_fn(ls, len(keep))
     phi, fit = _newton_on_gradient(vg, hess, phi, gtol, max_steps)
-    W1l, W2l, u = (np.asarray(x) for x in unpack(jnp.asarray(phi)))
+    W1l, W2l, u = (np.asarray(x) for x in _unpack(jnp.asarray(phi), len(keep), W1.shape[1]))
     return ChannelLimit(neurons=neurons, u=u, W1=W1l, W2=W2l, start_loss=float(ls.loss(jnp.asarray(theta))),
                         **fit)
 
