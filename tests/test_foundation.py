@@ -105,8 +105,14 @@ def test_linear_least_squares_hessian_closed_form():
     np.testing.assert_allclose(H, np.kron(np.eye(3), X.T @ X / 30), rtol=1e-12, atol=1e-14)
 
 
+@pytest.mark.parametrize("stride", [1, 8])
 @pytest.mark.parametrize("which", ["largest", "smallest", "both"])
-def test_lanczos_extreme_pairs_match_dense(which):
+def test_lanczos_extreme_pairs_match_dense(which, stride, monkeypatch):
+    """Also with a convergence check after every step and after every 8 (the spacing chosen
+    from the HVP's cost must not change what is returned beyond the residual target)."""
+    import lossatlas.curvature._lanczos as lz
+
+    monkeypatch.setattr(lz, "_check_stride", lambda ls: stride)
     ls = small_landscape("tanh", widths=(6, 12, 3), bias=True, n=60, seed=2)
     th = ls.ravel()
     H = dense_hessian(ls, th)

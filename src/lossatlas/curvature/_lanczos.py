@@ -72,6 +72,35 @@ _BLOCK_BYTES = 2**18
 _PRODUCTS_MAX_BYTES = 2**28
 
 
+#: Host cost of one convergence check (dispatch, synchronisation, tridiagonal eigensolve),
+#: in floating-point operations of the Hessian-vector product it displaces (about 50 µs).
+_CHECK_FLOPS = 2.5e6
+#: Fixed cost of one Lanczos step besides its flops (dispatch-free, inside the compiled loop).
+_STEP_FLOPS_FIXED = 1e6
+
+
+def _step_flops(ls: Landscape) -> float:
+    """Floating-point operations of one Hessian-vector product, roughly: 12 per multiply-add of
+    the forward pass on the data (forward-over-reverse: the tangent forward and backward
+    passes, two products per layer each), or the pairwise kernel terms of a population loss.
+    Only used to space the convergence checks (never in the certification of a result)."""
+    widths = ls.model.widths
+    per_sample = sum(widths[i] * widths[i + 1] for i in range(len(widths) - 1))
+    if ls.data is not None:
+        return 12.0 * ls.data.n_samples * per_sample + _STEP_FLOPS_FIXED
+    units = sum(widths[1:-1]) + (sum(ls.teacher.widths[1:-1]) if ls.teacher is not None else 0)
+    return 12.0 * units * units * widths[0] + _STEP_FLOPS_FIXED
+
+
+def _check_stride(ls: Landscape) -> int:
+    """Lanczos steps between convergence checks once the iteration runs: about one check per
+    step when a step costs far more than a check (large networks, where an unneeded step is
+    expensive), more steps per check when checks dominate (small networks). Minimises
+    ``checks · c + overshoot · t`` (overshoot ≈ half a stride) for a typical remaining run of
+    ~16 steps: ``stride ≈ √(2 · 16 · c / t)``."""
+    return int(np.clip(round(np.sqrt(32.0 * _CHECK_FLOPS / _step_flops(ls))), 1, 8))
+
+
 def _block_rows(p: int) -> int:
     return int(np.clip(2 ** int(np.log2(max(_BLOCK_BYTES // (8 * p), 1))), 8, 64))
 
@@ -263,9 +292,10 @@ def lanczos_extreme(
     m = matvecs = 0
     target_ritz = float(residual_target)
     history: list[tuple[int, float]] = []
+    stride = _check_stride(ls)
     hv = _linearize(*_split(ls), theta)
     while True:
-        m1 = min(limit, max(2 * n_wanted, 10) if m == 0 else _next_size(m, history, target_ritz))
+        m1 = min(limit, _first_size(n_wanted) if m == 0 else _next_size(m, history, target_ritz, stride))
         if m1 > cap:  # doubling: few distinct buffer shapes, so few compilations
             cap = _buffer_rows(min(p, cap * 2 ** int(np.ceil(np.log2(m1 / cap)))), p)
             Q, W, a, b = _grow(Q, W, a, b, cap)
@@ -325,20 +355,30 @@ def _buffer_rows(n: int, p: int) -> int:
     return -(-n // B) * B
 
 
-def _next_size(m: int, history: list[tuple[int, float]], target: float) -> int:
+def _first_size(n_wanted: int) -> int:
+    """Steps before the first convergence check: ARPACK's default Krylov dimension
+    ``max(2n + 1, 20)`` (as in ``scipy.sparse.linalg.eigsh``); few problems converge in fewer,
+    and each earlier check costs a host round trip."""
+    return max(2 * n_wanted + 1, 20)
+
+
+def _next_size(m: int, history: list[tuple[int, float]], target: float, stride: int) -> int:
     """The next Krylov size: extrapolate the geometric decay of the largest Ritz bound.
 
-    Between the last two checks the log bound fell at some rate per step; jump to where that
-    rate meets the target (at least 2 and at most ``m/2`` steps on). Before the decay sets in,
-    grow by a quarter.
+    The log bound falls at some rate per step (measured over the last four steps or more, so
+    that checks one step apart do not make it noisy); jump to where that rate meets the target,
+    by at most ``m/2`` steps, or ``m/4`` when steps are expensive (``stride == 1``, see
+    :func:`_check_stride`: an overshoot costs more than a check). Before the decay sets in, grow
+    by ``stride`` steps, at most a quarter.
     """
     if len(history) >= 2:
-        (m0, r0), (m1, r1) = history[-2], history[-1]
+        m1, r1 = history[-1]
+        m0, r0 = next(((a, r) for a, r in reversed(history[:-1]) if m1 - a >= 4), history[0])
         slope = (r1 - r0) / max(m1 - m0, 1)
         if slope < 0 and r1 < np.log(1e-2):
             steps = int(np.ceil((np.log(target) - r1) / slope))
-            return m + int(np.clip(steps, 2, max(2, m // 2)))
-    return m + max(2, m // 4)
+            return m + int(np.clip(steps, 1, max(2, m // (4 if stride == 1 else 2))))
+    return m + max(1, min(stride, max(2, m // 4)))
 
 
 def _dense_small(ls, theta, k, which, grad_norm):

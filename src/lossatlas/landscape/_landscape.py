@@ -41,6 +41,11 @@ class Landscape(eqx.Module):
     teacher: MLP | None
     lam: float = eqx.field(static=True)
     freeze: tuple[str, ...] = eqx.field(static=True)
+    #: ``((name, shape), ...)`` of the trainable arrays in flat order, fixed at construction
+    #: (the flat view is queried on every call of the hot paths; recomputing it from the model
+    #: costs tens of microseconds).
+    _layout: tuple[tuple[str, tuple[int, ...]], ...] = eqx.field(static=True)
+    _n_params: int = eqx.field(static=True)
 
     def __init__(
         self,
@@ -90,23 +95,25 @@ class Landscape(eqx.Module):
         self.teacher = teacher
         self.lam = lam
         self.freeze = freeze
+        arrays = model.arrays()
+        self._layout = tuple((n, tuple(int(s) for s in arrays[n].shape)) for n in names if n not in freeze)
+        self._n_params = int(sum(int(np.prod(s)) for _, s in self._layout))
 
     # ----------------------------------------------------------------- flat view
     @property
     def trainable_names(self) -> tuple[str, ...]:
         """Names of the trainable arrays, in flat order."""
-        return tuple(n for n in self.model.param_names if n not in self.freeze)
+        return tuple(n for n, _ in self._layout)
 
     @property
     def shapes(self) -> dict[str, tuple[int, ...]]:
         """Shapes of the trainable arrays."""
-        arrays = self.model.arrays()
-        return {n: tuple(arrays[n].shape) for n in self.trainable_names}
+        return dict(self._layout)
 
     @property
     def n_params(self) -> int:
         """Number of trainable scalar parameters ``p`` (the length of ``θ``)."""
-        return int(sum(int(np.prod(s)) for s in self.shapes.values()))
+        return self._n_params
 
     @property
     def is_population(self) -> bool:
