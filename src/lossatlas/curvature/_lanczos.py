@@ -324,11 +324,11 @@ def lanczos_extreme(
         # the next eigenvalue down takes its place among the wanted ones. Such a Ritz value
         # splits as the space grows, so convergence is accepted only when the wanted values
         # also moved by less than the target since the previous check.
-        stable = prev is not None and prev.shape == lam[sel].shape and bool(
-            np.max(np.abs(lam[sel] - prev)) <= residual_target * scale)
-        prev = lam[sel]
+        lam_w = lam[sel]
+        stable = prev is not None and prev.shape == lam_w.shape and bool(
+            np.max(np.abs(lam_w - prev)) <= residual_target * scale)
+        prev = lam_w
         if (np.all(bound <= target_ritz * scale) and stable and not more) or done:
-            lam_w = lam[sel]
             S_pad = np.zeros((cap, len(sel)))
             S_pad[:m] = S[:, sel]
             if store:

@@ -11,6 +11,8 @@ frozen arrays. Frozen arrays keep the values of the template network and are not
 
 from __future__ import annotations
 
+import math
+
 import equinox as eqx
 import jax
 import jax.numpy as jnp
@@ -45,7 +47,6 @@ class Landscape(eqx.Module):
     #: (the flat view is queried on every call of the hot paths; recomputing it from the model
     #: costs tens of microseconds).
     _layout: tuple[tuple[str, tuple[int, ...]], ...] = eqx.field(static=True)
-    _n_params: int = eqx.field(static=True)
 
     def __init__(
         self,
@@ -97,7 +98,6 @@ class Landscape(eqx.Module):
         self.freeze = freeze
         arrays = model.arrays()
         self._layout = tuple((n, tuple(int(s) for s in arrays[n].shape)) for n in names if n not in freeze)
-        self._n_params = int(sum(int(np.prod(s)) for _, s in self._layout))
 
     # ----------------------------------------------------------------- flat view
     @property
@@ -113,7 +113,7 @@ class Landscape(eqx.Module):
     @property
     def n_params(self) -> int:
         """Number of trainable scalar parameters ``p`` (the length of ``θ``)."""
-        return self._n_params
+        return sum(math.prod(s) for _, s in self._layout)
 
     @property
     def is_population(self) -> bool:
