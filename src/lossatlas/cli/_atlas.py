@@ -19,6 +19,8 @@ def atlas(
     scheduler: Annotated[str | None, typer.Option(help="dask scheduler address (with --executor dask)")] = None,
     workers: Annotated[int, typer.Option(help="worker processes")] = 1,
     no_report: Annotated[bool, typer.Option("--no-report", help="skip report.html and figures")] = False,
+    retry_failed: Annotated[bool, typer.Option("--retry-failed",
+                                               help="compute again the runs stored as failed")] = False,
     json_out: Annotated[bool, typer.Option("--json", help="print one JSON document")] = False,
 ):
     """Run a sweep of flow-then-polish runs (resumable), classify and reduce every end point,
@@ -38,15 +40,25 @@ def atlas(
         raise InputError(f"--out {out} exists and is not a folder.")
     if not out.parent.resolve().is_dir():
         raise InputError(f"cannot create {out}: its parent folder does not exist.")
-    progress = _progress_bar()
-    with progress as bar:
-        task = bar.add_task("runs", total=None)
+    bar = _progress_bar()
+    task = None
 
-        def update(done, failed, total):
-            bar.update(task, completed=done, total=total,
-                       description=f"runs: {done}/{total} done, {failed} failed, {total - done} remaining")
+    def update(done, failed, total):  # the bar starts with the first report (after every check)
+        nonlocal task
+        if task is None:
+            bar.start()
+            task = bar.add_task("runs", total=total)
+        bar.update(task, completed=done, total=total,
+                   description=f"runs: {done}/{total} done, {failed} failed, {total - done} remaining")
 
-        summary = run_sweep(sp, out, executor=executor, workers=workers, scheduler=scheduler, progress=update)
+    try:
+        summary = run_sweep(sp, out, executor=executor, workers=workers, scheduler=scheduler, progress=update,
+                            retry_failed=retry_failed)
+    except BaseException:
+        _drop_bar(bar)  # the error is the one line on stderr
+        raise
+    if task is not None:
+        bar.stop()
     from ..experiments import Store
 
     store = Store(out)
@@ -62,6 +74,28 @@ def atlas(
         emit_json("atlas", body)
         return
     _print_summary(sp, summary, table, extras, report)
+    _print_sweep_notes(summary)
+
+
+def _print_sweep_notes(summary) -> None:
+    """Runs quarantined or failed earlier: one line each on stdout, after the table."""
+    if summary.quarantined:
+        sys.stdout.write(f"quarantined {len(summary.quarantined)} invalid run record(s) "
+                         f"({', '.join(summary.quarantined)}) into {summary.quarantine_dir}; computed again\n")
+    if summary.failed_before:
+        what = "computed again (--retry-failed)" if summary.retried else "kept; rerun with --retry-failed to retry"
+        sys.stdout.write(f"{summary.failed_before} run(s) had failed earlier: {what}\n")
+
+
+def _drop_bar(bar) -> None:
+    """Stop the progress bar without leaving a line: erased on a terminal, not printed otherwise."""
+    if not bar.live.is_started:
+        return  # stopping a bar never started prints an empty line
+    if bar.console.is_terminal:
+        bar.live.transient = True
+    else:
+        bar.console.quiet = True
+    bar.stop()
 
 
 def report(
@@ -73,6 +107,11 @@ def report(
 
     if not folder.is_dir():
         raise InputError(f"{folder} is not a folder.")
+    from ..experiments import Store
+
+    store = Store(folder)
+    if not store.is_locked():  # a running sweep's temporaries are not leftovers
+        store.clean_temporaries()
     rep = build_report(folder)
     body = {"report": str(rep.html), "figures": {k: str(v) for k, v in rep.figures.items()},
             "summary": rep.summary}
