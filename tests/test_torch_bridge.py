@@ -37,7 +37,7 @@ from lossatlas.interop import (  # noqa: E402
     save_torch,
     to_torch,
 )
-from lossatlas.interop.torch_nn import Erf, Sigmoid4PlusSoftplus  # noqa: E402
+from lossatlas.interop.torch_nn import Abs, Erf, Sigmoid4PlusSoftplus  # noqa: E402
 from lossatlas.models import ACTIVATIONS  # noqa: E402
 from lossatlas.solvers import Label, NewtonTrustRegion, classify, find_critical_point  # noqa: E402
 from tolerances import TOL  # noqa: E402
@@ -48,6 +48,8 @@ REPO = Path(__file__).resolve().parents[1]
 NATIVE = {
     "identity": nn.Identity,
     "relu": nn.ReLU,
+    "leaky_relu": nn.LeakyReLU,
+    "abs": Abs,
     "tanh": nn.Tanh,
     "erf": Erf,
     "sigmoid": nn.Sigmoid,
@@ -281,8 +283,8 @@ def _lin(i, o, bias=True):
     [
         (lambda: nn.Sequential(_lin(3, 4), nn.Dropout(0.1), _lin(4, 1)),
          r"unsupported layer 1: Dropout.*remove it"),
-        (lambda: nn.Sequential(_lin(3, 4), nn.LeakyReLU(), _lin(4, 1)),
-         r"unsupported layer 1: LeakyReLU.*nn\.ReLU"),
+        (lambda: nn.Sequential(_lin(3, 4), nn.ELU(), _lin(4, 1)),
+         r"unsupported layer 1: ELU.*nn\.ReLU"),
         (lambda: nn.Sequential(nn.Sequential(_lin(3, 4), nn.BatchNorm1d(4)), _lin(4, 1)),
          r"unsupported layer 0\.1: BatchNorm1d"),
         (lambda: nn.Sequential(nn.Conv1d(3, 4, 1)), r"unsupported layer 0: Conv1d"),

@@ -16,6 +16,8 @@ _INSTALL_HINT = 'pip install "lossatlas[torch]"'
 TORCH_ACTIVATIONS: dict[str, str] = {
     "identity": "nn.Identity",
     "relu": "nn.ReLU",
+    "leaky_relu": "nn.LeakyReLU(negative_slope) (leaky_relu:SLOPE; plain leaky_relu = 0.01)",
+    "abs": "lossatlas.interop.torch_nn.Abs",
     "tanh": "nn.Tanh",
     "erf": "lossatlas.interop.torch_nn.Erf",
     "sigmoid": "nn.Sigmoid",

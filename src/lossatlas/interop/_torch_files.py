@@ -57,7 +57,7 @@ def _allowed_classes():
     nn = torch.nn
     from .torch_nn import CUSTOM_ACTIVATIONS
 
-    return [nn.Sequential, nn.Linear, nn.Identity, nn.ReLU, nn.Tanh, nn.Sigmoid, nn.Softplus,
+    return [nn.Sequential, nn.Linear, nn.Identity, nn.ReLU, nn.LeakyReLU, nn.Tanh, nn.Sigmoid, nn.Softplus,
             nn.GELU, torch.utils.data.TensorDataset, *CUSTOM_ACTIVATIONS.values()]
 
 

@@ -11,7 +11,8 @@ import numpy as np
 
 from .._config import check_finite, check_float64, check_x64
 from .._errors import InputError
-from ..models import MLP, check_activation, mlp_from_arrays
+from ..models import MLP, activation_family, check_activation, leaky_relu_slope, mlp_from_arrays
+from ..models._activations import LEAKY_RELU_DEFAULT_SLOPE
 from ._torch_common import TorchConversion, _supported_text, _to_float64, require_torch
 
 #: ``nn.Softplus`` returns ``x`` (not ``log(1+eˣ)``) above its threshold; the difference is
@@ -47,6 +48,14 @@ def _activation_name(m, path: str, notes: list) -> str:
     t = type(m)
     if t in simple:
         return simple[t]
+    if t is nn.LeakyReLU:
+        slope = float(m.negative_slope)
+        if not np.isfinite(slope) or slope < 0:
+            raise InputError(
+                f"unsupported layer {path}: {_describe(m)}; lossatlas's leaky_relu needs a "
+                "finite negative_slope >= 0."
+            )
+        return "leaky_relu" if slope == LEAKY_RELU_DEFAULT_SLOPE else f"leaky_relu:{slope!r}"
     if t is nn.Softplus:
         if float(m.beta) != 1.0:
             raise InputError(
@@ -389,6 +398,8 @@ def _activation_module(name: str):
 
     if name in CUSTOM_ACTIVATIONS:
         return CUSTOM_ACTIVATIONS[name]()
+    if activation_family(name) == "leaky_relu":
+        return nn.LeakyReLU(negative_slope=leaky_relu_slope(name))
     factories = {
         "identity": nn.Identity,
         "relu": nn.ReLU,

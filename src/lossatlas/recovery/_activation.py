@@ -37,7 +37,7 @@ import dataclasses
 import enum
 
 from .._errors import InputError
-from ..models import check_activation
+from ..models import activation_family
 
 
 class ActivationKind(enum.Enum):
@@ -60,6 +60,8 @@ _KINDS = {
     "gelu": ActivationKind.linear_plus_even,
     "identity": ActivationKind.polynomial,
     "relu": ActivationKind.non_analytic,
+    "leaky_relu": ActivationKind.non_analytic,
+    "abs": ActivationKind.non_analytic,
 }
 
 #: Activations for which branches can be enumerated for every ``m ≥ m0``.
@@ -91,7 +93,7 @@ class ActivationSupport:
 
 def activation_kind(name: str) -> ActivationKind:
     """The parity class of a library activation (see the module docstring)."""
-    return _KINDS[check_activation(name)]
+    return _KINDS[activation_family(name)]
 
 
 def activation_support(name: str, m: int, m0: int, *, bias: bool = False) -> ActivationSupport:

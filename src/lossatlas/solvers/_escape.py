@@ -27,7 +27,7 @@ import functools
 
 import numpy as np
 
-from ..models._activations import get_activation
+from ..models._activations import get_activation, is_smooth
 
 #: Neurons whose incoming weights differ by at most this fraction of their norm are a pair.
 PAIR_CLOSENESS = 0.1
@@ -40,6 +40,8 @@ LINEAR_SMALLNESS = 0.05
 @functools.cache
 def _linear_channels_possible(activation: str) -> bool:
     if activation == "identity":  # rescaling is an exact symmetry there, not a channel
+        return False
+    if not is_smooth(activation):  # piecewise linear: kinked at 0 (leaky_relu:1 is the identity)
         return False
     import jax
     import jax.numpy as jnp
