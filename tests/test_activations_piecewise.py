@@ -136,13 +136,13 @@ def test_torch_leaky_relu_both_ways(slope, tmp_path):
     model = torch.nn.Sequential(torch.nn.Linear(3, 5, dtype=torch.float64),
                                 torch.nn.LeakyReLU(negative_slope=slope),
                                 torch.nn.Linear(5, 2, dtype=torch.float64))
+    with torch.no_grad():
+        model[0].bias[0] = 0.0  # sample 0 below sits exactly on the kink of neuron 0
     net = from_torch(model)
     assert net.activation == ("leaky_relu" if slope == 0.01 else f"leaky_relu:{slope!r}")
     assert leaky_relu_slope(net.activation) == slope
     X = torch.randn(40, 3, dtype=torch.float64)
     X[0] = 0.0
-    with torch.no_grad():
-        model[0].bias[0] = 0.0  # sample 0 sits exactly on the kink of neuron 0
     with torch.no_grad():
         ref = model(X).numpy()
     np.testing.assert_allclose(np.asarray(net(jnp.asarray(X.numpy()))), ref,
