@@ -8,7 +8,7 @@ opts in by containing the marker line ``<!-- lossatlas-cli-reference -->``.
 from __future__ import annotations
 
 MARKER = "<!-- lossatlas-cli-reference -->"
-WIDTH = 100
+WIDTH = 80  # the width of a terminal; also fits the page without scrolling
 
 
 def _sections(cmd, name: str, parent, level: int) -> list[str]:
