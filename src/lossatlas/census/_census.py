@@ -227,26 +227,26 @@ def run_census(
         raise InputError(f"need 0 < gtol <= gd_tol and gtol < 1e-3, got gtol={gtol}, gd_tol={gd_tol}.")
     if int(batch_size) < 1:
         raise InputError(f"`batch_size` must be >= 1, got {batch_size}.")
+    check_census_size(starts, ls.n_params)
     t0 = time.perf_counter()
-    th0 = scale * jax.random.normal(jax.random.PRNGKey(seed), (starts, ls.n_params), dtype=jnp.float64)
-    th0 = np.asarray(th0)
-    thetas = np.empty_like(th0)
+    draw = _start_draws(seed, starts, ls.n_params, scale)
+    thetas = np.empty((starts, ls.n_params), dtype=np.float64)
     gd_steps = np.zeros(starts, np.int64)
     nt_steps = np.zeros(starts, np.int64)
     bs = int(batch_size) if batched and method is CensusMethod.gd else max(1, min(int(batch_size), 50))
     for lo in range(0, starts, bs):
         sl = slice(lo, min(starts, lo + bs))
         if batched and method is CensusMethod.gd:
-            th, g, s = _descend_batched(ls, jnp.asarray(th0[sl]), k=k, gd_tol=gd_tol,
+            th, g, s = _descend_batched(ls, jnp.asarray(draw(sl)), k=k, gd_tol=gd_tol,
                                         gd_max_steps=gd_max_steps, gtol=gtol)
         else:
-            th, g, s = _descend_single(ls, th0[sl], k=k, method=method, gd_tol=gd_tol,
+            th, g, s = _descend_single(ls, draw(sl), k=k, method=method, gd_tol=gd_tol,
                                        gd_max_steps=gd_max_steps, gtol=gtol)
         thetas[sl], gd_steps[sl], nt_steps[sl] = th, g, s
         if progress is not None:
             progress(sl.stop - sl.start)
     t_descent = time.perf_counter() - t0
-    losses, gnorms, pd = batch_end_state(ls, jnp.asarray(thetas))
+    losses, gnorms, pd = _end_state_chunked(ls, thetas, bs)
     thetas, retried = _escape_saddles(ls, thetas, losses, gnorms, pd, k=k, rounds=escape_rounds,
                                       noise=escape_noise, seed=seed, gd_tol=gd_tol,
                                       gd_max_steps=gd_max_steps, gtol=gtol)
@@ -299,8 +299,63 @@ def _escape_saddles(ls, thetas, losses, gnorms, pd, *, k, rounds, noise, seed, g
         th, _, _ = _descend_batched(ls, jnp.asarray(thetas[bad] + kick), k=k, gd_tol=gd_tol,
                                     gd_max_steps=gd_max_steps, gtol=gtol)
         thetas[bad] = th
-        losses[bad], gnorms[bad], pd[bad] = batch_end_state(ls, jnp.asarray(th))
+        losses[bad], gnorms[bad], pd[bad] = _end_state_chunked(ls, th, _END_STATE_ROWS)
     return thetas, total
+
+
+#: Largest census run in one call: starts, and starts × parameters (the end points are kept in
+#: memory, 8 bytes each: 10⁸ is 0.8 GB). Beyond: several calls with different seeds, counts added.
+MAX_STARTS = 1_000_000
+MAX_START_VALUES = 100_000_000
+#: Starts are drawn at once up to this many (``normal(PRNGKey(seed), (starts, p))``, as always);
+#: more are drawn per block of this many, block b from ``fold_in(PRNGKey(seed), b)``.
+_DRAW_BLOCK = 100_000
+#: Rows per end-state evaluation (each holds a dense Hessian) when no batch size is given.
+_END_STATE_ROWS = 2000
+
+
+def check_census_size(starts: int, n_params: int) -> None:
+    """Refuse a census whose end points would not fit the limits `MAX_STARTS` and
+    `MAX_START_VALUES` (InputError naming the limit and how to go beyond it)."""
+    if starts > MAX_STARTS or starts * n_params > MAX_START_VALUES:
+        raise InputError(
+            f"{starts} starts of {n_params} parameters exceed the census limit of {MAX_STARTS:.0e} starts and "
+            f"{MAX_START_VALUES:.0e} stored values (starts × k·n) per call; run several censuses with "
+            "different seeds and add their counts.")
+
+
+def _start_draws(seed: int, starts: int, p: int, scale: float):
+    """``draw(slice) -> rows`` of the start points, drawn block by block (bounded memory)."""
+    cache: dict[int, np.ndarray] = {}
+
+    def block(b: int) -> np.ndarray:
+        if b not in cache:
+            cache.clear()
+            if starts <= _DRAW_BLOCK:
+                key, rows = jax.random.PRNGKey(seed), starts
+            else:
+                key = jax.random.fold_in(jax.random.PRNGKey(seed), b)
+                rows = min(_DRAW_BLOCK, starts - b * _DRAW_BLOCK)
+            cache[b] = np.asarray(scale * jax.random.normal(key, (rows, p), dtype=jnp.float64))
+        return cache[b]
+
+    def draw(sl: slice) -> np.ndarray:
+        out = np.empty((sl.stop - sl.start, p), dtype=np.float64)
+        i = sl.start
+        while i < sl.stop:
+            b, off = divmod(i, _DRAW_BLOCK)
+            n = min(sl.stop - i, _DRAW_BLOCK - off)
+            out[i - sl.start : i - sl.start + n] = block(b)[off : off + n]
+            i += n
+        return out
+
+    return draw
+
+
+def _end_state_chunked(ls, thetas, rows: int):
+    """:func:`batch_end_state` over `rows` rows at a time (each row holds a dense Hessian)."""
+    out = [batch_end_state(ls, jnp.asarray(thetas[i : i + rows])) for i in range(0, len(thetas), max(1, rows))]
+    return tuple(np.concatenate(parts) for parts in zip(*out, strict=True))
 
 
 def _fallback_polish(ls, thetas, losses, gnorms, pd, gtol):
