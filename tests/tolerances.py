@@ -124,3 +124,16 @@ TOL["projection_point_atol"] = 1e-6
 # the residual target can still be |δ| ~ 1e-4 away (measured ≤ 6e-4); 1e-3 bounds that.
 TOL["branch_member_atol"] = 1e-6
 TOL["branch_member_degenerate_atol"] = 1e-3
+# --- matrix-free Newton-MR (issue 18) ---
+# Order of convergence of Newton-MR (slope of log g_{k+1} against log g_k over the last steps):
+# the Eisenstat-Walker forcing term (choice 2) gives an order near (1+√5)/2 asymptotically, and
+# exact solves (small p, MINRES at its cap) order 2; 1.3 is clearly superlinear with room for
+# the pre-asymptotic bias of a two-step fit.
+TOL["newton_mr_order_min"] = 1.3
+# Distance of two end points of the same isolated critical point besides the ||H⁻¹|| ||g|| bound
+# (both gradients ~1e-13 or less): round-off of θ itself, ~1e-15 ||θ||.
+TOL["newton_mr_point_atol"] = 1e-12
+# MINRES with a reorthogonalised basis against numpy's SVD pseudo-inverse on a 40 × 40 matrix with
+# eigenvalues down to 0.05 (condition ≤ 80 on the range): both backward stable, so ~κ ε ~ 1e-14
+# relative; 1e-10 relative to the solution's norm leaves room.
+TOL["minres_pinv_atol"] = 1e-10

@@ -2,6 +2,7 @@
 
 from ._analyze import HessianAnalysis as HessianAnalysis, analyze_point as analyze_point
 from ._dense import dense_hessian as dense_hessian, hessian_asymmetry as hessian_asymmetry
+from ._inertia import InertiaBounds as InertiaBounds, lanczos_inertia_bounds as lanczos_inertia_bounds
 from ._lanczos import lanczos_extreme as lanczos_extreme
 from ._spectrum import (
     SpectrumMethod as SpectrumMethod,

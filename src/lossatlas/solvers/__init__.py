@@ -13,4 +13,5 @@ from ._newton import (
     SaddleNewton as SaddleNewton,
     find_critical_point as find_critical_point,
 )
+from ._newton_mr import NewtonMR as NewtonMR
 from ._results import RESULTS as RESULTS, CriticalPointSolution as CriticalPointSolution
