@@ -124,6 +124,11 @@ TOL["projection_point_atol"] = 1e-6
 # the residual target can still be |δ| ~ 1e-4 away (measured ≤ 6e-4); 1e-3 bounds that.
 TOL["branch_member_atol"] = 1e-6
 TOL["branch_member_degenerate_atol"] = 1e-3
+# --- losses and weight decay (issue 18) ---
+# Gradients (and Hessians) of one float64 loss computed by PyTorch's autograd and by JAX: the
+# same sums in another order and other libm calls, ~1e-15 relative; an SGD step with lr = 1
+# subtracts θ − (θ − g), losing ε·||θ||/||g|| ~ 1e-15 more. 1e-10 leaves room for both.
+TOL["torch_grad_rtol"] = 1e-10
 # --- matrix-free Newton-MR (issue 18) ---
 # Order of convergence of Newton-MR (slope of log g_{k+1} against log g_k over the last steps):
 # the Eisenstat-Walker forcing term (choice 2) gives an order near (1+√5)/2 asymptotically, and

@@ -32,7 +32,12 @@ def analyze(
     model: Annotated[Path | None, typer.Option(help="network file (.npz)")] = None,
     data: Annotated[Path | None, typer.Option(help="data file (.npz) with X and Y")] = None,
     teacher: Annotated[Path | None, typer.Option(help="teacher network: population loss")] = None,
-    lam: Annotated[float, typer.Option(help="L2 penalty λ ≥ 0")] = 0.0,
+    lam: Annotated[float, typer.Option(help="L2 penalty λ ≥ 0 on weights and biases (see --penalize)")] = 0.0,
+    weight_decay: Annotated[float | None, typer.Option(
+        help="PyTorch's weight_decay WD (SGD/Adam, not AdamW): sets λ = WD/2")] = None,
+    penalize: Annotated[str, typer.Option(help="what λ penalises: all | weights (biases free)")] = "all",
+    loss: Annotated[str, typer.Option(
+        help="mse | cross_entropy (targets: one-hot Y, 0/1 Y for one output, or integer labels)")] = "mse",
     freeze: Annotated[list[str] | None, typer.Option(help="array to hold fixed, e.g. W2")] = None,
     example: Annotated[str | None, typer.Option(help="built-in example: teacher-student")] = None,
     method: Annotated[str, typer.Option(help="auto | dense | lanczos")] = "auto",
@@ -47,11 +52,15 @@ def analyze(
     if example is not None:
         if model is not None or data is not None or teacher is not None:
             raise InputError("--example replaces --model/--data; give one or the other.")
+        if (lam, weight_decay, penalize, loss, freeze) != (0.0, None, "all", "mse", None):
+            raise InputError("--example is a fixed landscape; --lam, --weight-decay, --penalize, "
+                             "--loss and --freeze go with --model/--data.")
         ls = builtin_example(example)
     else:
         if model is None:
             raise InputError("give --model NET.npz and --data DATA.npz (or --example teacher-student).")
-        ls = load_landscape(model, data, teacher, lam, parse_freeze(freeze))
+        ls = load_landscape(model, data, teacher, lam, parse_freeze(freeze), loss=loss,
+                            penalize=penalize, weight_decay=weight_decay)
     if top_k < 1:
         raise InputError(f"--top-k must be >= 1, got {top_k}.")
     if method not in ("auto", "dense", "lanczos"):
@@ -69,9 +78,23 @@ def analyze(
     body = res.to_record()
     body["trainable"] = list(ls.trainable_names)
     body["frozen"] = list(ls.freeze)
+    body["loss_name"] = ls.loss_name
+    body["lam"] = ls.lam
+    body["penalize"] = ls.penalize
     if json_out:
         emit_json("analysis", body)
     else:
         h = body.pop("hessian")
-        body.update({f"hessian.{k}": v for k, v in h.items()})
+        rows = {}
+        for k, v in h.items():
+            if k in ("lambda_min", "lambda_max"):
+                continue
+            if k.endswith("_lower_bound"):  # Lanczos saw only the extremes: a bound, said as one
+                rows[f"hessian.{k.removesuffix('_lower_bound')}"] = f"≥ {v} (lower bound)"
+            else:
+                rows[f"hessian.{k}"] = v
+            if k == "eigenvalues":
+                rows["hessian.lambda_min"] = h["lambda_min"]
+                rows["hessian.lambda_max"] = h["lambda_max"]
+        body.update(rows)
         print_kv("lossatlas analyze", body)

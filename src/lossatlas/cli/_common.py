@@ -79,20 +79,51 @@ def parse_freeze(freeze: list[str] | None) -> tuple[str, ...]:
     return tuple(out)
 
 
-def load_landscape(model: Path, data: Path | None, teacher: Path | None = None,
-                   lam: float = 0.0, freeze: tuple[str, ...] = ()):
-    """Network file + data file (or teacher file for the population loss) → Landscape."""
-    from ..data import load_data, load_network
-    from ..landscape import Landscape, check_network_finite
+def penalty_from_flags(lam: float = 0.0, weight_decay: float | None = None) -> float:
+    """λ from ``--lam`` or ``--weight-decay WD`` (PyTorch's ``weight_decay``: λ = WD/2)."""
+    if lam < 0 or not math.isfinite(lam):
+        raise InputError(f"--lam must be a finite number >= 0, got {lam}.")
+    if weight_decay is None:
+        return float(lam)
+    if weight_decay < 0 or not math.isfinite(weight_decay):
+        raise InputError(f"--weight-decay must be a finite number >= 0, got {weight_decay}.")
+    if lam != 0.0 and weight_decay != 0.0:
+        raise InputError(
+            "give --lam or --weight-decay, not both: --weight-decay WD is PyTorch's weight_decay "
+            "and sets λ = WD/2."
+        )
+    return float(lam) if weight_decay == 0.0 else 0.5 * float(weight_decay)
 
+
+def load_landscape(model: Path, data: Path | None, teacher: Path | None = None,
+                   lam: float = 0.0, freeze: tuple[str, ...] = (), *, loss: str = "mse",
+                   penalize: str = "all", weight_decay: float | None = None):
+    """Network file + data file (or teacher file for the population loss) → Landscape.
+
+    `loss` is ``mse`` or ``cross_entropy`` (a data file with integer ``labels`` gets targets
+    for the network's outputs); `penalize` is ``all`` or ``weights``; `weight_decay` WD is
+    PyTorch's ``weight_decay`` on the penalised parameters, i.e. λ = WD/2 (an error together
+    with a nonzero `lam`).
+    """
+    from ..data import load_data, load_network
+    from ..landscape import LOSSES, PENALIZE, Landscape, check_network_finite
+
+    if loss not in LOSSES:
+        raise InputError(f"--loss must be one of {', '.join(LOSSES)}, got {loss!r}.")
+    if penalize not in PENALIZE:
+        raise InputError(f"--penalize must be one of {', '.join(PENALIZE)}, got {penalize!r}.")
+    lam = penalty_from_flags(lam, weight_decay)
     net = load_network(model)
     check_network_finite(net)
     if data is not None and teacher is not None:
         raise InputError("give either --data or --teacher, not both.")
     if data is None and teacher is None:
         raise InputError("give --data DATA.npz (or --teacher TEACHER.npz for the population loss).")
-    if lam < 0 or not math.isfinite(lam):
-        raise InputError(f"--lam must be a finite number >= 0, got {lam}.")
     if teacher is not None:
-        return Landscape(net, teacher=load_network(teacher), lam=lam, freeze=freeze)
-    return Landscape(net, load_data(data), lam=lam, freeze=freeze)
+        if loss != "mse":
+            raise InputError(f"--loss {loss} needs --data: the population loss (--teacher) is the "
+                             "squared loss only.")
+        return Landscape(net, teacher=load_network(teacher), lam=lam, freeze=freeze,
+                         penalize=penalize)
+    return Landscape(net, load_data(data, n_outputs=net.widths[-1]), lam=lam, freeze=freeze,
+                     loss=loss, penalize=penalize)

@@ -28,13 +28,24 @@ class HessianAnalysis:
     hessian: np.ndarray | None = None
 
     def to_record(self) -> dict:
-        """JSON-ready dict (the ``lossatlas.analysis/1`` document body)."""
+        """JSON-ready dict (the ``lossatlas.analysis/1`` document body).
+
+        ``hessian.lambda_min`` and ``hessian.lambda_max`` are the extreme eigenvalues (for
+        Lanczos, the extreme Ritz values: ``λ_min ≤ lambda_min`` and ``λ_max ≥ lambda_max``
+        always, equal to within the residuals once converged). A Lanczos spectrum that is not
+        the whole spectrum reports ``index_lower_bound`` and ``nullity_lower_bound`` instead of
+        ``index`` and ``nullity``.
+        """
+        hess = self.spectrum.to_record()
+        lam = self.spectrum.eigenvalues
+        hess["lambda_min"] = float(lam[0]) if lam.size else None
+        hess["lambda_max"] = float(lam[-1]) if lam.size else None
         return {
             "n_params": self.n_params,
             "loss": self.loss,
             "grad_norm_inf": self.grad_norm_inf,
             "grad_norm_2": self.grad_norm_2,
-            "hessian": self.spectrum.to_record(),
+            "hessian": hess,
         }
 
 

@@ -93,6 +93,6 @@ def hessian_roundoff(ls: Landscape, theta, H: np.ndarray, *, seed: int = 0) -> f
         from ..data import Dataset
 
         perm = np.random.default_rng(seed).permutation(ls.data.n_samples)
-        other = Landscape(ls.model, Dataset(ls.data.X[perm], ls.data.Y[perm]), lam=ls.lam, freeze=ls.freeze)
+        other = ls.with_data(Dataset(ls.data.X[perm], ls.data.Y[perm]))
         err = max(err, float(np.linalg.norm(_raw_hessian(other, theta) - H, 2)))
     return err

@@ -41,6 +41,11 @@ class SpectrumSummary:
 
     `eigenvalues` are ascending: all of them for the dense method, the extreme ones found
     for Lanczos (then `index`/`nullity` count only what was found, and `complete` is False).
+    For an incomplete spectrum these counts are only bounds: `index` is a lower bound on the
+    true index (Cauchy interlacing: the ``i``-th smallest Ritz value is ≥ ``λ_i``), and
+    :attr:`nullity_lower_bound` the certified lower bound on the nullity; the record then
+    names them ``index_lower_bound`` and ``nullity_lower_bound`` instead of ``index`` and
+    ``nullity``.
     """
 
     eigenvalues: np.ndarray
@@ -58,12 +63,31 @@ class SpectrumSummary:
         """``max |λ|``."""
         return float(np.max(np.abs(self.eigenvalues))) if self.eigenvalues.size else 0.0
 
+    @property
+    def nullity_lower_bound(self) -> int:
+        """Eigenvalues of ``H`` certified in ``[−tol, tol]``.
+
+        The full count for a complete spectrum. Otherwise Kahan's theorem (Parlett, *The
+        Symmetric Eigenvalue Problem*, Thm 11.5.2): orthonormal Ritz vectors ``Y`` with residual
+        ``R = HY − YΘ`` match as many distinct eigenvalues, each within ``||R||₂ ≤ ||R||_F`` of
+        its Ritz value; the Ritz values with ``|θ| + ||R||_F ≤ tol`` (``R`` over the near-zero
+        pairs) count. Without residuals, 0.
+        """
+        if self.complete:
+            return int(self.nullity)
+        if self.residuals is None:
+            return 0
+        near = np.abs(self.eigenvalues) <= self.tolerance
+        radius = float(np.sqrt(np.sum((np.asarray(self.residuals)[near] * self.scale) ** 2)))
+        return int(np.sum(np.abs(self.eigenvalues[near]) + radius <= self.tolerance))
+
     def to_record(self) -> dict:
-        """A JSON-ready dict (eigenvalues ascending)."""
+        """A JSON-ready dict (eigenvalues ascending); bounds named as bounds when incomplete."""
+        counts = ({"index": int(self.index), "nullity": int(self.nullity)} if self.complete else
+                  {"index_lower_bound": int(self.index), "nullity_lower_bound": self.nullity_lower_bound})
         out = {
             "eigenvalues": [float(x) for x in self.eigenvalues],
-            "index": int(self.index),
-            "nullity": int(self.nullity),
+            **counts,
             "tolerance": float(self.tolerance),
             "method": self.method.value,
             "complete": bool(self.complete),

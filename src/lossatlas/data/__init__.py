@@ -3,6 +3,7 @@
 from ._datasets import (
     Dataset as Dataset,
     gaussian_inputs as gaussian_inputs,
+    targets_from_labels as targets_from_labels,
     teacher_student as teacher_student,
 )
 from ._io import (

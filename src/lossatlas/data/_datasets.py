@@ -5,6 +5,7 @@ from __future__ import annotations
 import equinox as eqx
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from .._config import check_finite, check_float64
 from .._errors import InputError
@@ -42,6 +43,41 @@ class Dataset(eqx.Module):
         check_finite("X", self.X)
         check_finite("Y", self.Y)
         return self
+
+
+def targets_from_labels(labels, n_outputs: int | None = None) -> np.ndarray:
+    """Integer class labels ``(N,)`` → float64 targets ``Y`` for a network with `n_outputs`.
+
+    ``n_outputs ≥ 2``: one-hot rows (``Y[i, labels[i]] = 1``), labels in ``0..n_outputs−1``
+    (softmax cross-entropy). ``n_outputs = 1``: ``Y = labels[:, None]`` with labels 0 or 1
+    (logistic loss). ``None``: ``max(labels) + 1`` classes, at least 2.
+    Raises :class:`InputError` for non-integer, non-vector or out-of-range labels.
+    """
+    lab = np.asarray(labels)
+    if lab.dtype.kind not in "iu":
+        raise InputError(
+            f"class labels must be an integer array, got dtype {lab.dtype}; convert them with "
+            "`labels.astype(np.int64)` (class k is written k, counting from 0)."
+        )
+    if lab.ndim != 1 or lab.size < 1:
+        raise InputError(f"class labels must be a non-empty vector (N,), got shape {lab.shape}.")
+    lo, hi = int(lab.min()), int(lab.max())
+    k = max(hi + 1, 2) if n_outputs is None else int(n_outputs)
+    if k == 1:
+        if lo < 0 or hi > 1:
+            raise InputError(
+                f"labels range over {lo}..{hi}, but a network with one output takes labels 0 or 1 "
+                "(logistic loss); for more classes give the network one output per class."
+            )
+        return lab.astype(np.float64)[:, None]
+    if lo < 0 or hi >= k:
+        raise InputError(
+            f"labels range over {lo}..{hi}, but the network has {k} outputs: labels must lie in "
+            f"0..{k - 1} (one output per class, classes numbered from 0)."
+        )
+    Y = np.zeros((lab.size, k), dtype=np.float64)
+    Y[np.arange(lab.size), lab] = 1.0
+    return Y
 
 
 def gaussian_inputs(key, n: int, d: int) -> jax.Array:

@@ -1,7 +1,8 @@
 """Network and data files (``.npz``), read safely and written atomically.
 
 Network file: float64 arrays ``W1 … WL``, optional ``b1 … bL`` and a 0-d string array
-``activation``. Data file: float64 arrays ``X`` and ``Y``. Files are read with
+``activation``. Data file: float64 arrays ``X`` and ``Y`` (or, for classification, ``X`` and
+integer class ``labels``). Files are read with
 ``allow_pickle=False``; writes go to a temporary file in the same folder, then an atomic
 rename, so a crash never leaves a half-written file behind.
 """
@@ -18,7 +19,7 @@ import numpy as np
 
 from .._errors import InputError
 from ..models import MLP, mlp_from_arrays
-from ._datasets import Dataset
+from ._datasets import Dataset, targets_from_labels
 
 
 @contextlib.contextmanager
@@ -90,16 +91,41 @@ def save_network(path, net: MLP) -> None:
     save_npz(path, arrays)
 
 
-def load_data(path) -> Dataset:
-    """Read a data file with float64 ``X (N, d_in)`` and ``Y (N, d_out)``; checks finiteness."""
+def load_data(path, n_outputs: int | None = None) -> Dataset:
+    """Read a data file with float64 ``X (N, d_in)`` and ``Y (N, d_out)``; checks finiteness.
+
+    Instead of ``Y`` a classification data file may hold integer class ``labels (N,)``; they
+    become targets by :func:`~lossatlas.data.targets_from_labels` for a network with
+    `n_outputs` outputs (one-hot rows for ``n_outputs ≥ 2``, a 0/1 column for one output;
+    default: ``max(labels) + 1`` classes).
+    """
     arrays = load_npz(path, "data file")
-    for k in ("X", "Y"):
-        if k not in arrays:
-            raise InputError(f"data file {path} has no array `{k}` (needs X and Y).")
+    if "X" not in arrays:
+        raise InputError(f"data file {path} has no array `X` (needs X and Y, or X and labels).")
+    if "labels" in arrays and "Y" in arrays:
+        raise InputError(
+            f"data file {path} holds both `Y` and `labels`; keep one: Y (N, d_out) float64 "
+            "targets, or integer class labels (N,)."
+        )
+    if "Y" not in arrays and "labels" not in arrays:
+        raise InputError(
+            f"data file {path} has no array `Y` (needs X and Y, or X and integer class `labels`)."
+        )
     import jax.numpy as jnp
 
     X = arrays["X"]
-    Y = arrays["Y"]
+    if "labels" in arrays:
+        try:
+            Y = targets_from_labels(arrays["labels"], n_outputs)
+        except InputError as e:
+            raise InputError(f"`labels` in {path}: {e}") from None
+        if X.shape[:1] != Y.shape[:1]:
+            raise InputError(
+                f"X in {path} has shape {X.shape} but `labels` has {Y.shape[0]} entries: one label "
+                "per sample."
+            )
+    else:
+        Y = arrays["Y"]
     if Y.ndim == 1:
         raise InputError(
             f"Y in {path} has shape {Y.shape}; store targets as a matrix (N, d_out), "

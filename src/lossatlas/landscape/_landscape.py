@@ -4,6 +4,29 @@
 population loss ``½ E_{x~N(0,I)} ||f(x) − f_teacher(x)||²`` (closed form, two-layer bias-free
 ``relu``/``erf`` networks) when a teacher network is given instead of data.
 
+Losses (``loss=``):
+
+- ``"mse"`` (default): ``1/(2N) Σ_i ||f(x_i) − y_i||²``. In PyTorch terms this is
+  ``0.5 * nn.MSELoss(reduction="sum")(f, y) / N``, i.e. ``d_out/2`` times the default
+  ``nn.MSELoss()`` (which also averages over the ``d_out`` outputs).
+- ``"cross_entropy"``: with ``k ≥ 2`` outputs, softmax cross-entropy with mean reduction,
+  ``1/N Σ_i (logsumexp(f(x_i)) − f(x_i)·y_i)`` for one-hot rows ``y_i`` (PyTorch's
+  ``nn.CrossEntropyLoss()`` with class-index targets); with one output, the logistic loss
+  ``1/N Σ_i (softplus(f(x_i)) − y_i f(x_i))`` for ``y_i ∈ {0, 1}`` (``nn.BCEWithLogitsLoss()``).
+  Both are computed in stable forms, ``log(1 + Σ_{j≠y} e^{f_j − f_y})`` (logsumexp, then
+  ``logaddexp(0, ·)``) and ``softplus((1 − 2y) f)``, accurate to relative round-off even when
+  the loss is tiny and finite for any logits. The cross-entropy is > 0 everywhere
+  and has no zero-loss global minimum. If the network classifies every sample correctly
+  (every margin ``f_{y_i} − max_{j≠y_i} f_j``, or ``(2y_i − 1) f`` for one output, is > 0;
+  see :meth:`Landscape.margins`), then without penalty the loss decreases strictly along
+  ``t·(W_L, b_L)``, ``t → ∞``, towards its infimum 0, which no finite θ attains.
+
+Penalty: ``λ Σ_l (||W_l||_F² + ||b_l||²)`` with ``penalize="all"`` (default), or
+``λ Σ_l ||W_l||_F²`` with ``penalize="weights"`` (biases free). PyTorch's ``weight_decay=WD``
+(SGD, Adam: ``grad += WD·θ`` on the parameters of the group) is exactly ``λ = WD/2`` on those
+parameters, since ``∇(λ||θ||²) = 2λθ``; AdamW's decoupled decay is not an L2 penalty and has
+no ``λ``.
+
 The flat order is ``W1, b1, W2, b2, …``, each matrix row-major, skipping absent biases and
 frozen arrays. Frozen arrays keep the values of the template network and are not part of
 ``θ``: gradients, Hessians and everything built on them are over the trainable parameters.
@@ -34,8 +57,13 @@ class Landscape(eqx.Module):
     - `data`: a :class:`~lossatlas.data.Dataset` (empirical loss), or ``None`` with `teacher`.
     - `teacher`: a two-layer bias-free network; selects the population loss over
       ``x ~ N(0, I)`` (activations ``relu`` and ``erf``, the student's must match).
-    - `lam`: L2 penalty ``λ ≥ 0``.
+    - `lam`: L2 penalty ``λ ≥ 0``; PyTorch's ``weight_decay=WD`` is ``lam = WD / 2``.
     - `freeze`: names of arrays held fixed (e.g. ``("W2",)``).
+    - `loss`: ``"mse"`` or ``"cross_entropy"`` (see the module docstring); the population loss
+      is ``"mse"`` only. Cross-entropy targets are one-hot rows of ``Y`` (``k ≥ 2`` outputs) or
+      a 0/1 column (one output); :func:`~lossatlas.data.targets_from_labels` makes them from
+      integer class labels.
+    - `penalize`: ``"all"`` (weights and biases, default) or ``"weights"`` (biases unpenalised).
     """
 
     model: MLP
@@ -43,6 +71,10 @@ class Landscape(eqx.Module):
     teacher: MLP | None
     lam: float = eqx.field(static=True)
     freeze: tuple[str, ...] = eqx.field(static=True)
+    #: ``"mse"`` or ``"cross_entropy"`` (the method :meth:`loss` evaluates it).
+    loss_name: str = eqx.field(static=True)
+    #: ``"all"`` or ``"weights"``: which arrays the L2 penalty covers.
+    penalize: str = eqx.field(static=True)
     #: ``((name, shape), ...)`` of the trainable arrays in flat order, fixed at construction
     #: (the flat view is queried on every call of the hot paths; recomputing it from the model
     #: costs tens of microseconds).
@@ -56,6 +88,8 @@ class Landscape(eqx.Module):
         teacher: MLP | None = None,
         lam: float = 0.0,
         freeze=(),
+        loss: str = "mse",
+        penalize: str = "all",
     ):
         check_x64()
         if not isinstance(model, MLP):
@@ -65,6 +99,18 @@ class Landscape(eqx.Module):
         lam = float(lam)
         if not np.isfinite(lam) or lam < 0:
             raise InputError(f"the L2 penalty λ must be a finite number >= 0, got {lam}.")
+        if loss not in LOSSES:
+            raise InputError(f"unknown loss {loss!r}; choose one of: {', '.join(LOSSES)}.")
+        if penalize not in PENALIZE:
+            raise InputError(
+                f"unknown penalize={penalize!r}; choose 'all' (weights and biases) or 'weights' "
+                "(biases unpenalised)."
+            )
+        if loss != "mse" and teacher is not None:
+            raise InputError(
+                f"the population loss (a teacher network) is the squared loss only; for "
+                f"loss={loss!r} give a finite data set (--data) with class targets."
+            )
         if (data is None) == (teacher is None):
             raise InputError("give exactly one of `data` (empirical loss) or `teacher` (population loss).")
         if data is not None:
@@ -80,6 +126,8 @@ class Landscape(eqx.Module):
                     f"the data's Y has {data.Y.shape[1]} columns but the network has "
                     f"{model.widths[-1]} outputs."
                 )
+            if loss == "cross_entropy":
+                check_class_targets(data.Y)
         if teacher is not None:
             check_population_pair(model, teacher)
         freeze = tuple(dict.fromkeys(freeze))
@@ -96,6 +144,8 @@ class Landscape(eqx.Module):
         self.teacher = teacher
         self.lam = lam
         self.freeze = freeze
+        self.loss_name = loss
+        self.penalize = penalize
         arrays = model.arrays()
         self._layout = tuple((n, tuple(int(s) for s in arrays[n].shape)) for n in names if n not in freeze)
 
@@ -158,7 +208,13 @@ class Landscape(eqx.Module):
 
     def with_model(self, net: MLP) -> Landscape:
         """The same landscape with another template (for frozen values)."""
-        return Landscape(net, self.data, teacher=self.teacher, lam=self.lam, freeze=self.freeze)
+        return Landscape(net, self.data, teacher=self.teacher, lam=self.lam, freeze=self.freeze,
+                         loss=self.loss_name, penalize=self.penalize)
+
+    def with_data(self, data: Dataset) -> Landscape:
+        """The same landscape (model, loss, penalty, frozen arrays) on other data."""
+        return Landscape(self.model, data, lam=self.lam, freeze=self.freeze, loss=self.loss_name,
+                         penalize=self.penalize)
 
     def check_theta(self, theta, name: str = "theta") -> jax.Array:
         """Validate a flat vector (float64, right length, finite) and return it as a JAX array."""
@@ -180,14 +236,47 @@ class Landscape(eqx.Module):
                 net.activation, net.weights[0], net.weights[1], self.teacher.weights[0],
                 self.teacher.weights[1],
             )
-        r = net(self.data.X) - self.data.Y
-        return jnp.sum(r * r) / (2.0 * self.data.X.shape[0])
+        f = net(self.data.X)
+        Y = self.data.Y
+        n = self.data.X.shape[0]
+        if self.loss_name == "cross_entropy":
+            if f.shape[1] == 1:  # softplus(f) − y f = softplus((1 − 2y) f): no cancellation
+                return jnp.sum(jnp.logaddexp(0.0, (1.0 - 2.0 * Y) * f)) / n
+            # logsumexp(f) − f_y = log(1 + Σ_{j≠y} e^{f_j − f_y}): accurate also when tiny
+            d = f - jnp.sum(Y * f, axis=1, keepdims=True)
+            s = jax.nn.logsumexp(d, axis=1, where=Y == 0.0)
+            return jnp.sum(jnp.logaddexp(0.0, s)) / n
+        r = f - Y
+        return jnp.sum(r * r) / (2.0 * n)
 
     def penalty_of(self, net: MLP):
-        """``λ Σ_l (||W_l||² + ||b_l||²)`` over all arrays (frozen ones add a constant)."""
+        """``λ Σ_l (||W_l||² + ||b_l||²)`` (``penalize="all"``) or ``λ Σ_l ||W_l||²``
+        (``penalize="weights"``), over all arrays (frozen ones add a constant)."""
         if self.lam == 0.0:
             return jnp.zeros((), dtype=jnp.float64)
-        return self.lam * sum(jnp.sum(a * a) for a in net.arrays().values())
+        arrays = net.arrays()
+        if self.penalize == "weights":
+            arrays = {k: a for k, a in arrays.items() if k.startswith("W")}
+        return self.lam * sum(jnp.sum(a * a) for a in arrays.values())
+
+    def margins(self, theta) -> np.ndarray:
+        """Per-sample classification margins at ``θ`` (cross-entropy landscapes).
+
+        ``f_{y_i}(x_i) − max_{j≠y_i} f_j(x_i)`` for one-hot targets, ``(2y_i − 1) f(x_i)`` for
+        one output. All margins > 0 means the network separates the training set: without
+        penalty, the loss then decreases strictly along ``t·(W_L, b_L)`` as ``t`` grows (its
+        derivative there is ``1/N Σ_i Σ_{j≠y_i} p_ij (f_ij − f_{i,y_i}) < 0``), towards the
+        infimum 0 at infinity; such a point is never critical.
+        """
+        if self.loss_name != "cross_entropy":
+            raise InputError("margins are defined for a cross-entropy landscape (loss='cross_entropy').")
+        f = np.asarray(self.unravel(self.check_theta(theta))(self.data.X))
+        Y = np.asarray(self.data.Y)
+        if f.shape[1] == 1:
+            return ((2.0 * Y - 1.0) * f)[:, 0]
+        fy = np.sum(Y * f, axis=1)
+        others = np.where(Y > 0.5, -np.inf, f)
+        return fy - np.max(others, axis=1)
 
     def objective(self, theta):
         """``L(θ)`` as a traceable JAX function (no jit, no checks)."""
@@ -217,11 +306,13 @@ class Landscape(eqx.Module):
     def residuals(self, theta) -> jax.Array:
         """Per-sample residuals ``f(x_i) − y_i`` scaled by ``1/sqrt(N)`` (shape ``(N·d_out,)``).
 
-        For the empirical unregularised loss ``L = ½ ||r||²`` exactly; used by Gauss-Newton
-        style methods.
+        For the empirical unregularised squared loss ``L = ½ ||r||²`` exactly; used by
+        Gauss-Newton style methods.
         """
         if self.data is None:
             raise InputError("residuals exist only for an empirical (finite-data) loss.")
+        if self.loss_name != "mse":
+            raise InputError(f"residuals exist only for the squared loss, not {self.loss_name!r}.")
         return _residuals(self, theta)
 
 
@@ -262,6 +353,35 @@ def _residuals(ls: Landscape, theta):
 
 
 POPULATION_ACTIVATIONS = ("erf", "relu")
+#: Loss names accepted by :class:`Landscape`.
+LOSSES = ("mse", "cross_entropy")
+#: What the L2 penalty covers: every array, or the weight matrices only.
+PENALIZE = ("all", "weights")
+
+
+def check_class_targets(Y) -> None:
+    """Raise :class:`InputError` unless ``Y`` holds cross-entropy targets: one-hot rows
+    (``k ≥ 2`` columns) or a 0/1 column (one output)."""
+    if isinstance(Y, jax.core.Tracer):  # built inside a trace: checked where the data came in
+        return
+    Y = np.asarray(Y)
+    if Y.shape[1] == 1:
+        bad = np.flatnonzero((Y[:, 0] != 0.0) & (Y[:, 0] != 1.0))
+        if bad.size:
+            raise InputError(
+                f"cross-entropy with one output is the logistic loss and needs targets 0 or 1; "
+                f"row {bad[0]} of Y holds {Y[bad[0], 0]!r}. Give 0/1 targets (or integer "
+                "`labels` in the data file)."
+            )
+        return
+    binary = np.all((Y == 0.0) | (Y == 1.0), axis=1)
+    bad = np.flatnonzero(~binary | (np.sum(Y, axis=1) != 1.0))
+    if bad.size:
+        raise InputError(
+            f"cross-entropy with {Y.shape[1]} outputs needs one-hot rows of Y (one 1, the rest 0); "
+            f"row {bad[0]} is {Y[bad[0]].tolist()}. Store integer class `labels` (N,) in the data "
+            "file instead of Y, or build Y with lossatlas.data.targets_from_labels."
+        )
 
 
 def check_population_pair(student: MLP, teacher: MLP) -> None:

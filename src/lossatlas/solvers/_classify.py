@@ -149,7 +149,10 @@ def classify(
 
     - `global_min_value`: the landscape's global minimum value, when known (a realisable
       teacher-student task has 0; a deep linear network's is computable): enables the
-      `global_minimum` label.
+      `global_minimum` label. Without it, an unregularised squared loss at 0 (up to round-off)
+      is a global minimum; a cross-entropy landscape never gets the label (its infimum 0 is
+      not attained; its evidence carries the margins, and a point that separates the data
+      without penalty is reported `not_critical`: the loss still decreases towards infinity).
     - `grad_tol`: criticality threshold on ``||∇L||_∞`` (default
       ``1e-8·max(1, ||H||₂)``; report it and tighten it for polished points).
     - `max_order`: highest order of the directional-derivative test (≥ 3).
@@ -190,19 +193,29 @@ def classify(
                 eigenvalues=lam)
     ev = {"grad_tol": grad_tol, "hessian_error": asym, "spectral_scale": scale,
           "method": "dense" if H is not None else "lanczos"}
+    if ls.loss_name == "cross_entropy":
+        ce_ev, at_infinity = _cross_entropy_evidence(ls, theta)
+        ev.update(ce_ev)
+        if at_infinity and gn_inf <= grad_tol:
+            ev["reason"] = (f"every sample is classified correctly (min margin {ce_ev['min_margin']:.3e} > 0) "
+                            "and there is no penalty: the loss decreases strictly along t·(W_L, b_L), t → ∞, "
+                            f"so this is not a critical point (||∇L||_∞ = {gn_inf:.3e} is small only "
+                            "because the loss is).")
+            return Classification(Label.not_critical, evidence=ev, **base)
     if gn_inf > grad_tol:
         ev["reason"] = f"||∇L||_∞ = {gn_inf:.3e} exceeds grad_tol = {grad_tol:.3e}."
         return Classification(Label.not_critical, evidence=ev, **base)
     # Loss equality to a known global minimum value: round-off of the loss's sum. Without a
     # value, an unregularised squared loss is >= 0, so a loss that is zero up to the round-off
-    # of its residuals is a global minimum.
+    # of its residuals is a global minimum. The cross-entropy is > 0 everywhere with no known
+    # minimum value: no global minimum is claimed for it without `global_min_value`.
     loss_tol = 64 * _EPS * max(abs(loss), 1.0)
     at_global = False
     if global_min_value is not None:
         ev["global_min_value"] = float(global_min_value)
         ev["gap_to_global_min"] = loss - float(global_min_value)
         at_global = abs(loss - float(global_min_value)) <= loss_tol + 10 * gn2 * gn2 / max(scale, 1e-300)
-    elif ls.lam == 0.0:
+    elif ls.lam == 0.0 and ls.loss_name == "mse":
         ztol = zero_loss_tolerance(ls)
         if loss <= ztol:
             at_global = True
@@ -246,6 +259,27 @@ def classify(
         return Classification(Label.undetermined, evidence=ev, **base)
     return _higher_order(ls, theta, H, lam, V, tol, loss, ev, base, max_order, n_directions,
                          local_search, seed)
+
+
+def _cross_entropy_evidence(ls: Landscape, theta) -> tuple[dict, bool]:
+    """Margins of a cross-entropy point, and whether its infimum lies at infinity from here.
+
+    With every margin > 0, no penalty and the last layer trainable, ``t ↦ L(θ with t·(W_L,
+    b_L))`` decreases strictly (derivative ``1/N Σ_i Σ_{j≠y_i} p_ij (f_ij − f_{i,y_i}) < 0``)
+    towards 0, the infimum of the cross-entropy, which no finite point attains.
+    """
+    m = ls.margins(theta)
+    depth = ls.model.depth
+    last = [f"W{depth}"] + ([f"b{depth}"] if ls.model.has_bias else [])
+    ray = ls.lam == 0.0 and all(n in ls.trainable_names for n in last)
+    separated = bool(m.size and float(np.min(m)) > 0.0)
+    ev = {"min_margin": float(np.min(m)), "misclassified": int(np.sum(m <= 0.0)),
+          "loss_infimum": ("cross-entropy is > 0 everywhere and has no zero-loss global minimum; "
+                           "global_minimum is claimed only against a given global_min_value.")}
+    if separated and ray:
+        ev["infimum_at_infinity"] = ("the data are separated at this point: the loss tends to its infimum 0 "
+                                     "along t·(W_L, b_L) as t → ∞ and no finite point attains it.")
+    return ev, separated and ray
 
 
 def _higher_order(ls, theta, H, lam, V, tol, loss, ev, base, max_order, n_directions,

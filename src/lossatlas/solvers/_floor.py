@@ -35,7 +35,6 @@ def gradient_floor(ls: Landscape, theta, hessian_norm: float, *, repeats: int = 
         for _ in range(repeats):
             key, sub = jax.random.split(key)
             perm = jax.random.permutation(sub, ls.data.n_samples)
-            other = Landscape(ls.model, Dataset(ls.data.X[perm], ls.data.Y[perm]), lam=ls.lam,
-                              freeze=ls.freeze)
+            other = ls.with_data(Dataset(ls.data.X[perm], ls.data.Y[perm]))
             evals = max(evals, float(np.max(np.abs(np.asarray(other.grad(theta)) - g))))
     return float(rep + evals)

@@ -49,7 +49,7 @@ import numpy as np
 
 from .._errors import InputError
 from ..landscape._population import population_loss
-from ..models._activations import get_activation
+from ..models._activations import get_activation, is_smooth
 from ._escape import _linear_channels_possible
 from ._results import RESULTS
 
@@ -117,14 +117,18 @@ def _check_supported(ls, channel: str = "linear_neuron") -> float:
     if net.depth != 2 or net.biases is not None or net.widths[-1] != 1:
         raise InputError("the limit model of a linear-neuron escape is implemented for two-layer, bias-free, "
                          f"scalar-output networks; got widths {net.widths} with biases={net.biases is not None}.")
+    if ls.loss_name != "mse":
+        raise InputError("the limit model of an escape is derived for the squared loss; this landscape "
+                         f"uses {ls.loss_name!r}.")
     if ls.lam > 0:
         raise InputError("with an L2 penalty λ > 0 no escape to infinity is possible; there is no limit model.")
     if ls.freeze:
         raise InputError("the limit model needs every array trainable; this landscape freezes "
                          f"{list(ls.freeze)}.")
     if channel == "derivative_pair":
-        if net.activation == "relu":
-            raise InputError("the derivative-pair limit needs a smooth activation (relu's σ' jumps).")
+        if not is_smooth(net.activation):
+            raise InputError(f"the derivative-pair limit needs a smooth activation ({net.activation}'s σ' "
+                             "jumps at 0).")
         return 0.0
     if not _linear_channels_possible(net.activation):
         raise InputError(f"activation {net.activation!r} has no linear-neuron channels (they need σ "
