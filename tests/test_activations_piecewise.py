@@ -154,8 +154,17 @@ def test_torch_leaky_relu_both_ways(slope, tmp_path):
         assert load_torch(tmp_path / f"{fmt}.pt").network.activation == net.activation
 
 
+def test_relu_is_leaky_relu_with_slope_zero_derivatives_included():
+    xs = jnp.asarray(XS)
+    relu, leaky0 = get_activation("relu"), get_activation("leaky_relu:0")
+    np.testing.assert_array_equal(np.asarray(relu(xs)), np.asarray(leaky0(xs)))
+    d_relu = np.asarray(jax.vmap(jax.grad(relu))(xs))
+    np.testing.assert_array_equal(d_relu, np.asarray(jax.vmap(jax.grad(leaky0))(xs)))
+    np.testing.assert_array_equal(d_relu, (XS > 0).astype(float))  # 0 at the kink
+
+
 @pytest.mark.torch
-@pytest.mark.parametrize("name", ["leaky_relu:0.2", "abs"])
+@pytest.mark.parametrize("name", ["relu", "leaky_relu:0.2", "abs"])
 def test_derivative_at_the_kink_is_pytorchs(name):
     torch = pytest.importorskip("torch")
     from lossatlas.interop import to_torch

@@ -8,7 +8,8 @@ Piecewise-linear activations (``relu``, ``leaky_relu``, ``abs``) have a kink at 
 smooth inside each activation-pattern region and not differentiable across its boundary.
 ``leaky_relu`` takes its slope for ``x < 0`` in the name, ``leaky_relu:0.2``; plain
 ``leaky_relu`` means slope 0.01 (PyTorch's default). At 0, the derivatives JAX computes
-are PyTorch's choices: ``slope`` for ``leaky_relu`` (the left derivative) and 0 for ``abs``.
+are PyTorch's choices: the left derivative for ``relu`` (0) and ``leaky_relu`` (``slope``), and 0
+for ``abs``; so ``leaky_relu:0`` and ``relu`` agree everywhere, derivatives included.
 """
 
 from __future__ import annotations
@@ -33,8 +34,8 @@ def identity(x):
 
 
 def relu(x):
-    """``max(x, 0)``; the derivative at 0 is taken as 0."""
-    return jnp.maximum(x, 0.0)
+    """``max(x, 0)``; the derivative at 0 is taken as 0 (as PyTorch; ``jnp.maximum`` would give ½)."""
+    return jnp.where(x > 0, x, 0.0)
 
 
 #: Slope of plain ``leaky_relu`` for ``x < 0`` (PyTorch's ``nn.LeakyReLU`` default).
