@@ -4,13 +4,14 @@ Settings (after MLPGradientFlow.jl's examples): two-layer bias-free students of 
 teacher of width 4 with Gaussian inputs in dimension d, (a) `softplus` on N = 1000 samples,
 (b) `erf` on the closed-form population loss; (d, m) in {(2, 4), (5, 8), (10, 16)}; 25 seeds each.
 
-lossatlas: Newton trust region with the exact Hessian from the Xavier start
-(``NewtonTrustRegion(gtol=1e-12, expand=4, reduce_at=REDUCE_AT)``, up to 3000 steps, trying
-Newton through the symmetry reduction at the steps in ``REDUCE_AT``). If it does not converge —
-in particular if its iterates escape to infinity along a channel (status ``diverging``) — the
-gradient flow to t = 1e6 (then, if needed, on to 1e9) followed by Newton (``flow_then_polish``:
-Levenberg-Marquardt, or the trust region from a minimum-like end point); then Newton through the
-symmetry reduction. Compiled once per shape (the compile time is reported separately). A seed
+lossatlas: `lossatlas.polish` with the Newton trust region (exact Hessian) from the Xavier start
+(``method="newton"``, up to 3000 steps; the pipeline continues through the symmetry reduction
+where Newton stalls). If it does not converge — in particular if its iterates escape to infinity
+along a channel (status ``diverging``) — ``polish(method="flow-newton")``: the gradient flow to
+t = 1e6 (then, if needed, on to 1e9) followed by Newton (Levenberg-Marquardt, or the trust region
+from a minimum-like end point), then the symmetry reduction. (The committed results were measured
+with the earlier recipe, which tried the reduction inside the trust region at steps 100, 200,
+400, 800, 1600.) Compiled once per shape (the compile time is reported separately). A seed
 is *reached* only with a converged status; seeds whose every route escapes along a channel are
 counted apart (``lossatlas_diverging``), never as reached. For those, the solver solves the
 limit model of a linear-neuron escape (a critical point at infinity, :mod:`lossatlas.solvers._limit`);
@@ -42,16 +43,12 @@ jax.config.update("jax_enable_x64", True)
 import numpy as np  # noqa: E402
 
 from lossatlas.data import teacher_student  # noqa: E402
-from lossatlas.dynamics import flow_then_polish  # noqa: E402
 from lossatlas.landscape import Landscape  # noqa: E402
 from lossatlas.models import init_mlp  # noqa: E402
-from lossatlas.solvers import RESULTS, NewtonTrustRegion, SaddleNewton, find_critical_point  # noqa: E402
-from lossatlas.symmetry import polish_through_reduction  # noqa: E402
+from lossatlas.pipeline import Producer, polish  # noqa: E402
+from lossatlas.solvers import RESULTS  # noqa: E402
 
 TARGET = 1e-12
-#: Newton steps at which a slowly converging trust-region run tries Newton through the symmetry
-#: reduction (kept only if the projected point's own gradient meets the target).
-REDUCE_AT = (100, 200, 400, 800, 1600)
 SETTINGS = [(act, d, m) for act in ("softplus", "erf") for d, m in ((2, 4), (5, 8), (10, 16))]
 
 
@@ -65,44 +62,36 @@ def problem(act, d, m, seed):
 
 
 def run_lossatlas(ls):
-    """Newton trust region from the start. If it does not converge — e.g. its iterates escape to
-    infinity along a channel (status ``diverging``) — MLPGradientFlow's own recipe: follow the
-    gradient flow, then Newton (Levenberg-Marquardt, or the trust region from a minimum-like
-    flow end point). If that stalls on a degenerate manifold, Newton through the symmetry
-    reduction (as `lossatlas find` does), accepted only if the gradient at the result meets the
-    target. A seed counts as *reached* only with a converged status (``successful``, or
-    ``roundoff_floor``: ``||∇L||∞`` at the measured float64 floor of the point, which is then
-    reported); one whose every route escapes along a channel is reported as ``diverging``,
-    never as reached.
+    """`lossatlas.polish` with the trust region from the start (``method="newton"``, up to 3000
+    steps; the pipeline continues through the symmetry reduction where Newton stalls on a
+    degenerate manifold). If that does not converge — e.g. its iterates escape to infinity along
+    a channel (status ``diverging``) — MLPGradientFlow's own recipe through the same pipeline:
+    the gradient flow to t1 = 1e6 (then 1e9), then Newton. A seed counts as *reached* only with
+    a converged status (``successful``, or ``roundoff_floor``: ``||∇L||∞`` at the measured
+    float64 floor of the point, which is then reported); one whose every route escapes along a
+    channel is reported as ``diverging``, never as reached.
 
-    For an escape along linear-neuron channels the solver also solves the limit model
-    (``stats['limit']``): the critical point at infinity the escape tends to.
+    For an escape along linear-neuron channels the pipeline also solves the limit model
+    (``end.limit``): the critical point at infinity the escape tends to.
 
     Returns ``(seconds, ||∇L||∞, status, loss, target, limit)`` with
     ``target = max(1e-12, floor)`` and ``limit`` that record (or ``None``).
     """
     t0 = time.perf_counter()
-    ntr = NewtonTrustRegion(gtol=TARGET, expand=4.0, reduce_at=REDUCE_AT)
-    sol = find_critical_point(ls, ls.ravel(), ntr, max_steps=3000, throw=False)
-    best = sol
-    status = sol.result.name
-    theta = ls.ravel()
-    for t1 in (1e6, 1e9) if not sol.success else ():  # MLPGradientFlow's recipe: the flow, then Newton
-        fp = flow_then_polish(ls, theta, t1=t1, handoff_tol=1e-9, polish=SaddleNewton(gtol=TARGET),
-                              fallback_steps=3000)
-        theta = fp.flow.theta  # a longer flow continues from here
-        done = fp.polish.success or fp.polish.result is RESULTS.diverging
-        if done or fp.polish.grad_norm_inf < best.grad_norm_inf:
-            best, status = fp.polish, "flow_" + fp.polish.result.name
+    best = polish(ls, ls.ravel(), method="newton", gtol=TARGET, max_steps=3000, classify_point=False)
+    status = best.result.name if best.method is not Producer.symmetry_projection else "symmetry_projection"
+    for t1 in (1e6, 1e9) if not best.converged else ():  # MLPGradientFlow's recipe: the flow, then Newton
+        end = polish(ls, ls.ravel(), method="flow-newton", t1=t1, handoff_tol=1e-9, gtol=TARGET, max_steps=3000,
+                     classify_point=False)
+        done = end.converged or end.result is RESULTS.diverging
+        if done or end.grad_norm_inf < best.grad_norm_inf:
+            best = end
+            status = ("symmetry_projection" if end.method is Producer.symmetry_projection
+                      else "flow_" + end.result.name)
         if done:
             break
-    g, L, target = best.grad_norm_inf, float(best.loss), float(best.stats.get("target", TARGET))
-    if not best.success and best.result is not RESULTS.diverging:
-        alt = polish_through_reduction(ls, best.theta, SaddleNewton(gtol=TARGET))
-        if alt is not None and alt[2] <= TARGET:
-            g, status, L, target = alt[2], "symmetry_projection", alt[1], TARGET
-    limit = best.stats.get("limit") if best.result is RESULTS.diverging else None
-    return time.perf_counter() - t0, g, status, L, target, limit
+    return (time.perf_counter() - t0, best.grad_norm_inf, status, best.loss, best.target,
+            best.limit if best.result is RESULTS.diverging else None)
 
 
 REACHED = ("successful", "roundoff_floor", "flow_successful", "flow_roundoff_floor", "symmetry_projection")

@@ -112,11 +112,11 @@ def main() -> None:
 
     # 4. Polish with Newton and classify.
     sol = find_critical_point(ls, theta0, NewtonTrustRegion(), max_steps=500, throw=False)
-    print(f"Newton: {sol.result.name} after {sol.stats['num_steps']} steps "
-          f"({sol.stats['wall_time']:.2f} s)")
+    print(f"Newton: {sol.result.name} after {sol.stats.num_steps} steps "
+          f"({sol.stats.wall_time:.2f} s)")
     describe("after polishing", ls, sol.theta)
     cls = classify(ls, sol.theta)
-    print(f"classified as: {cls.label.value} ({cls.evidence.get('reason', '')})")
+    print(f"classified as: {cls.label.value} ({cls.reason})")
 
     # 5. Export back to PyTorch (float64) and check the function and the weights.
     polished = ls.unravel(jnp.asarray(sol.theta))

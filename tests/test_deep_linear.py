@@ -326,7 +326,7 @@ def test_rank_label_agrees_with_solvers_classify(widths, kind, seed):
     # 4 kernel directions instead of 24 keep the default run fast (each is compiled afresh);
     # the slow test uses the defaults
     c = classify(ls, ls.ravel(), global_min_value=an.global_min_value, n_directions=4)
-    assert c.label.value == an.label.value, (an.reason, c.evidence.get("reason"))
+    assert c.label.value == an.label.value, (an.reason, c.reason)
 
 
 def test_solvers_classify_on_example_F():

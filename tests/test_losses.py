@@ -171,7 +171,7 @@ def test_cross_entropy_never_claims_a_global_minimum_without_a_value():
     assert float(np.min(ls.margins(sol.theta))) < 0  # not separated
     c = classify(ls, sol.theta)
     assert c.label is Label.minimum
-    assert "loss_infimum" in c.evidence and "global_min_value" not in c.evidence
+    assert c.evidence.loss_infimum is not None and c.evidence.global_min_value is None
 
 
 def test_separated_data_infimum_at_infinity():
@@ -200,13 +200,13 @@ def test_separated_data_infimum_at_infinity():
     c = classify(ls, jnp.asarray(far))
     assert np.max(np.abs(np.asarray(ls.grad(jnp.asarray(far))))) < 1e-10  # looks critical
     assert c.label is Label.not_critical
-    assert "infimum_at_infinity" in c.evidence and c.evidence["min_margin"] > 0
+    assert c.evidence.infimum_at_infinity is not None and c.evidence.min_margin > 0
     # with a penalty the ray is not a descent path: no claim
     from lossatlas.solvers._classify import _cross_entropy_evidence
 
     pen = Landscape(net, data, loss="cross_entropy", lam=1e-3)
     assert _cross_entropy_evidence(pen, jnp.asarray(far)) == (
-        {k: c.evidence[k] for k in ("min_margin", "misclassified", "loss_infimum")}, False)
+        {k: getattr(c.evidence, k) for k in ("min_margin", "misclassified", "loss_infimum")}, False)
 
 
 # ------------------------------------------------------------------------ PyTorch

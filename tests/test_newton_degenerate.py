@@ -17,9 +17,9 @@ import numpy as np
 import pytest
 
 from lossatlas.data import Dataset
-from lossatlas.dynamics import flow_then_polish
 from lossatlas.landscape import Landscape
 from lossatlas.models import MLP, init_mlp
+from lossatlas.pipeline import Producer, polish
 from lossatlas.solvers import RESULTS, NewtonTrustRegion, SaddleNewton, find_critical_point
 from lossatlas.solvers._escape import EscapeMonitor, channel_signatures
 from tolerances import TOL
@@ -52,19 +52,21 @@ def test_trust_region_converges_on_split_zero_loss_population_minimum(d, seed, g
     assert _grad_inf(ls, sol.theta) <= TOL["critical_grad_inf"]
     assert abs(sol.loss) <= TOL["committee_zero_loss_atol"]  # the teacher's function
     # a rejected step leaves θ unchanged, so its Hessian is reused: one per accepted step
-    assert sol.stats["num_hessians"] == sol.stats["num_steps"] - sol.stats["rejected_steps"] + 1
+    assert sol.stats.num_hessians == sol.stats.num_steps - sol.stats.rejected_steps + 1
 
 
 def test_newton_through_the_symmetry_reduction_is_exact():
-    """``reduce_at``: from a point near the split (degenerate) manifold, reduce to the minimal
-    network, polish it, project back; the returned point's own gradient meets the target and it
-    computes the teacher function, after far fewer steps than the plain trust region needs."""
+    """`lossatlas.polish`: from a point near the split (degenerate) manifold where the trust
+    region stalls, reduce to the minimal network, polish it, project back; the returned point's
+    own gradient meets the target and it computes the teacher function."""
     ls = _split_teacher(3, 0, 0.3)
     theta0 = np.asarray(ls.ravel()) + 1e-2 * np.random.default_rng(0).standard_normal(ls.n_params)
     plain = find_critical_point(ls, theta0, NewtonTrustRegion(), max_steps=50, throw=False)
     assert not plain.success  # slow on the degenerate manifold
-    sol = find_critical_point(ls, theta0, NewtonTrustRegion(reduce_at=(50,)), max_steps=50, throw=False)
-    assert sol.result is RESULTS.successful and "symmetry_projection" in sol.stats
+    sol = polish(ls, theta0, method="newton", max_steps=50, global_min_value=0.0)
+    assert sol.converged and sol.method is Producer.symmetry_projection
+    assert [a.producer for a in sol.attempts] == [Producer.trust_region_newton]
+    assert sol.label.value == "global_minimum"
     assert _grad_inf(ls, sol.theta) <= TOL["critical_grad_inf"]
     assert abs(sol.loss) <= TOL["committee_zero_loss_atol"]
     # the projection is onto a split of the teacher: neurons 0 and 2 share their input weights
@@ -99,7 +101,7 @@ def test_escape_along_a_linear_neuron_is_reported_as_diverging(seed):
     ls = Landscape(net, data)
     sol = find_critical_point(ls, ls.ravel(), NewtonTrustRegion(), max_steps=3000, throw=False)
     assert sol.result is RESULTS.diverging and not sol.success
-    esc = sol.stats["escape"]
+    esc = sol.stats.escape
     assert esc["norm_end"] > esc["norm_start"] and esc["loss_end"] < esc["loss_start"]
     ch = esc["channels"][0]
     assert ch["kind"] == "linear_neuron"
@@ -121,7 +123,7 @@ def test_escape_along_a_derivative_pair_is_reported_as_diverging():
     ls = Landscape(net, data)
     sol = find_critical_point(ls, ls.ravel(), NewtonTrustRegion(), max_steps=3000, throw=False)
     assert sol.result is RESULTS.diverging
-    ch = sol.stats["escape"]["channels"][0]
+    ch = sol.stats.escape["channels"][0]
     assert ch["kind"] == "derivative_pair" and sorted(ch["neurons"]) == [0, 1]
     W, a = sol.theta[:4].reshape(2, 2), sol.theta[4:]
     assert a[0] * a[1] < 0 and abs(a[0] + a[1]) < 0.5 * max(abs(a))  # outputs (nearly) cancel
@@ -196,15 +198,18 @@ def test_watchdog_saddle_newton_reaches_a_flat_minimum():
         assert old.result is RESULTS.gradient_flat  # the behaviour without the watchdog
 
 
-def test_flow_then_polish_reports_a_channel_as_diverging():
+def test_polish_reports_a_channel_as_diverging():
+    """Levenberg-Marquardt stalls on the escape; the trust-region minimiser (the policy's
+    fallback from a minimum-like start) detects the channel, and nothing else is tried."""
     X, beta, data = _linear_target()
     r = np.random.default_rng(0)
     net = MLP((jnp.asarray(r.standard_normal((1, 2))), jnp.asarray(r.standard_normal((1, 1)))), None, "erf")
     ls = Landscape(net, data)
-    fp = flow_then_polish(ls, ls.ravel(), t1=1e4, handoff_tol=1e-8, fallback_steps=3000)
-    assert not fp.polish.success
-    assert fp.polish.result is RESULTS.diverging and fp.polisher == "NewtonTrustRegion"
-    assert [name for name, _ in fp.attempts] == ["SaddleNewton", "NewtonTrustRegion"]
+    end = polish(ls, ls.ravel(), t1=1e4, handoff_tol=1e-8, max_steps=3000)
+    assert not end.converged
+    assert end.result is RESULTS.diverging and end.method is Producer.trust_region_newton
+    assert [a.producer for a in end.attempts] == [Producer.saddle_newton, Producer.trust_region_newton]
+    assert end.escape["channels"][0]["kind"] == "linear_neuron" and end.limit is not None
 
 
 # ----------------------------------------------------------------------------- limits at infinity
@@ -254,7 +259,7 @@ def test_limit_of_a_single_neuron_escape_is_least_squares():
     ls = Landscape(net, data)
     sol = find_critical_point(ls, ls.ravel(), NewtonTrustRegion(), max_steps=3000, throw=False)
     assert sol.result is RESULTS.diverging
-    lim = sol.stats["limit"]
+    lim = sol.stats.limit
     assert lim["converged"] and lim["grad_norm_inf"] <= TOL["critical_grad_inf"]
     np.testing.assert_allclose(lim["u"], np.linalg.lstsq(X, X @ beta, rcond=None)[0], rtol=0, atol=1e-10)
     assert lim["loss"] <= 1e-20 and lim["index"] == 0
@@ -271,7 +276,7 @@ def test_population_escape_tends_to_a_certified_critical_point_at_infinity():
     sol = find_critical_point(ls, ls.ravel(), NewtonTrustRegion(gtol=1e-12, expand=4.0), max_steps=3000,
                               throw=False)
     assert sol.result is RESULTS.diverging
-    lim = sol.stats["limit"]
+    lim = sol.stats.limit
     assert lim["converged"] and lim["grad_norm_inf"] <= TOL["critical_grad_inf"]
     assert lim["loss"] <= lim["start_loss"]
     (c,) = lim["neurons"]
@@ -350,7 +355,7 @@ def test_derivative_pair_escape_tends_to_the_gated_unit():
     ls = Landscape(init_mlp(jax.random.PRNGKey(0), (2, 2, 1), "softplus"), data)
     sol = find_critical_point(ls, ls.ravel(), NewtonTrustRegion(), max_steps=3000, throw=False)
     assert sol.result is RESULTS.diverging
-    lim = sol.stats["limit"]
+    lim = sol.stats.limit
     assert lim["kind"] == "derivative_pair_limit" and lim["converged"]
     assert lim["grad_norm_inf"] <= TOL["critical_grad_inf"] and lim["loss"] <= 1e-20
     np.testing.assert_allclose(lim["gate"]["w"], w_star, atol=1e-8)

@@ -25,8 +25,25 @@ def check_x64() -> None:
         raise InputError("JAX's 64-bit mode is off. " + _X64_HINT)
 
 
+def from_torch(x, name: str = "array"):
+    """A PyTorch tensor as a NumPy array (detached, copied to the CPU); anything else unchanged.
+
+    Only float64 tensors (and integer ones) pass: a float32 tensor is refused with the exact
+    upcast to use, the same rule as for float32 arrays in files.
+    """
+    if type(x).__module__.split(".")[0] != "torch":
+        return x
+    if x.is_floating_point() and str(x.dtype) != "torch.float64":
+        raise InputError(
+            f"`{name}` is a {x.dtype} tensor; lossatlas computes in float64 only. Convert it "
+            f"explicitly with `{name}.double()` (exact: every float32 number is a float64 number)."
+        )
+    return x.detach().cpu().numpy()
+
+
 def check_float64(name: str, x) -> None:
     """Raise :class:`InputError` unless ``x`` is a float64 array (float32 is refused)."""
+    x = from_torch(x, name)
     dtype = getattr(x, "dtype", None)
     if dtype is None:
         raise InputError(f"`{name}` must be a float64 array, got {type(x).__name__}.")

@@ -29,7 +29,7 @@ import numpy as np
 from .._config import check_x64
 from .._errors import InputError
 from ..landscape import Landscape
-from ..solvers import Label, SaddleNewton, classify, find_critical_point
+from ..solvers import Label, classify
 from ._batch import batch_end_state, batch_gradient_descent, batch_newton_polish
 from ._model import committee_landscape
 from ._orbits import Isotropy, canonical_form, isotropy
@@ -160,22 +160,24 @@ def _descend_batched(ls, th0, *, k, gd_tol, gd_max_steps, gtol):
 
 
 def _descend_single(ls, th0, *, k, method, gd_tol, gd_max_steps, gtol):
-    from ..dynamics import flow_then_polish, optimise
+    from ..dynamics import optimise
+    from ..pipeline import polish
 
     out, gd_steps, nt_steps = [], [], []
     for th in th0:
         if method is CensusMethod.flow_newton:
-            fp = flow_then_polish(ls, jnp.asarray(th), handoff_tol=gd_tol, polish=SaddleNewton(gtol=gtol))
-            out.append(fp.theta)
+            end = polish(ls, jnp.asarray(th), method="flow-newton", handoff_tol=gd_tol, gtol=gtol,
+                         classify_point=False)
+            out.append(end.theta)
             gd_steps.append(0)
-            nt_steps.append(int(fp.polish.stats["num_steps"]))
+            nt_steps.append(sum(a.steps for a in end.attempts))
             continue
         run = optimise(ls, jnp.asarray(th), method="gd", learning_rate=5.0 / k, num_steps=gd_max_steps,
                        record_every=100, gtol=gd_tol)
-        sol = find_critical_point(ls, jnp.asarray(run.theta), SaddleNewton(gtol=gtol), throw=False)
-        out.append(sol.theta)
+        end = polish(ls, jnp.asarray(run.theta), method="saddle", gtol=gtol, classify_point=False)
+        out.append(end.theta)
         gd_steps.append(run.num_steps)
-        nt_steps.append(int(sol.stats["num_steps"]))
+        nt_steps.append(sum(a.steps for a in end.attempts))
     return np.stack(out), np.asarray(gd_steps), np.asarray(nt_steps)
 
 
@@ -359,10 +361,12 @@ def _end_state_chunked(ls, thetas, rows: int):
 
 
 def _fallback_polish(ls, thetas, losses, gnorms, pd, gtol):
-    """Polish stragglers one at a time with :class:`SaddleNewton` (in place)."""
+    """Polish stragglers one at a time with :func:`lossatlas.polish` (in place)."""
+    from ..pipeline import polish
+
     bad = np.flatnonzero(gnorms > gtol)
     for i in bad:
-        sol = find_critical_point(ls, jnp.asarray(thetas[i]), SaddleNewton(gtol=gtol), max_steps=200, throw=False)
+        sol = polish(ls, jnp.asarray(thetas[i]), method="saddle", gtol=gtol, classify_point=False)
         if sol.grad_norm_inf < gnorms[i]:
             thetas[i] = sol.theta
             L, g, p = batch_end_state(ls, jnp.asarray(sol.theta[None, :]))

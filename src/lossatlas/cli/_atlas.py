@@ -26,8 +26,8 @@ def atlas(
     """Run a sweep of flow-then-polish runs (resumable), classify and reduce every end point,
     and build report.html with figures. With no spec: erf teacher of width 3, students of
     widths 3-6, population loss, 20 seeds per width."""
-    from ..experiments import EXECUTORS, compute_extras, default_spec, load_spec, run_sweep
-    from ..report import build_report, summary_table
+    from ..experiments import EXECUTORS, default_spec, finish_sweep, get_kind, load_spec, run_sweep
+    from ..report import build_report
 
     if executor not in EXECUTORS:
         raise InputError(f"--executor must be one of {', '.join(EXECUTORS)}, got {executor!r}.")
@@ -63,17 +63,21 @@ def atlas(
 
     store = Store(out)
     df = store.gather()
-    extras = compute_extras(sp, store)
+    done = finish_sweep(sp, store)
+    extras, exports = done["extras"], done["exports"]
     report = None if no_report else build_report(out)
-    table = summary_table(df)
-    body = {"out": str(out), "sweep": summary.to_record(), "summary": table,
+    kind = get_kind(sp.kind)
+    rows = kind.summary(df)
+    body = {"out": str(out), "kind": sp.kind, "sweep": summary.to_record(), "summary": rows,
             "path": extras.get("path"), "report": None if report is None else str(report.html),
             "figures": {} if report is None else {k: str(v) for k, v in report.figures.items()},
-            "results": str(Path(out) / "results.parquet")}
+            "results": str(Path(out) / "results.parquet"),
+            "exports": {k: str(v) for k, v in exports.items() if not k.startswith("endpoint:")},
+            "endpoints": str(Path(out) / "endpoints") if any(k.startswith("endpoint:") for k in exports) else None}
     if json_out:
         emit_json("atlas", body)
         return
-    _print_summary(sp, summary, table, extras, report)
+    _print_summary(kind, sp, summary, rows, extras, report)
     _print_sweep_notes(summary)
 
 
@@ -131,79 +135,26 @@ def _progress_bar():
                     console=Console(file=sys.stderr), transient=False)
 
 
-def _print_summary(sp, summary, table, extras, report):
+def _print_summary(kind, sp, summary, rows, extras, report):
     from rich.console import Console
     from rich.table import Table
 
     con = Console(file=sys.stdout, width=max(Console(file=sys.stdout).width, 110))
-    if sp.kind == "recovery":
-        t = Table(title=f"lossatlas local recovery: {sp.name} ({summary.total} runs; {summary.computed} computed, "
-                  f"{summary.skipped} resumed, {summary.failed} failed; {summary.wall_time:.1f} s)")
-        for c in ("m", "branch", "n", "trials", "recovery probability", "threshold N_t", "Morse-Bott", "m(d+1)"):
-            t.add_column(c)
-        for r in table:
-            t.add_row(str(r["m"]), r["branch"], str(r["n"]), str(r["trials"]), f"{r['probability']:.3f}",
-                      str(r["threshold"]), str(r["morse_bott"]), str(r["bound"]))
-        con.print(t)
-        if report is not None:
-            con.print(f"report: {report.html}")
-        return
-    if sp.kind == "l2_width":
-        t = Table(title=f"lossatlas L2 width plateau: {sp.name} ({summary.total} runs; {summary.computed} computed, "
-                  f"{summary.skipped} resumed, {summary.failed} failed; {summary.wall_time:.1f} s)")
-        for c in ("width", "runs", "best loss", "median loss", "N(N+1)", "plateau width"):
-            t.add_column(c)
-        for r in table:
-            t.add_row(str(r["width"]), str(r["runs"]), f"{r['best_loss']:.8g}", f"{r['median_loss']:.8g}",
-                      str(r["bound"]), str(r["plateau_width"]))
-        con.print(t)
-        if report is not None:
-            con.print(f"report: {report.html}")
-        return
-    if sp.kind == "census":
-        t = Table(title=f"lossatlas census atlas: {sp.name} ({summary.total} runs; {summary.computed} computed, "
-                  f"{summary.skipped} resumed, {summary.failed} failed; {summary.wall_time:.1f} s)")
-        for c in ("k", "n", "starts", "spurious fraction", "95% Wilson", "unconverged", "lowest spurious loss"):
-            t.add_column(c)
-        for r in table:
-            lo, hi = r["spurious_interval"]
-            t.add_row(str(r["k"]), str(r["n"]), str(r["starts"]), f"{r['spurious_fraction']:.4f}",
-                      f"[{lo:.4f}, {hi:.4f}]", str(r["unconverged"]),
-                      "" if r["lowest_spurious_loss"] is None else f"{r['lowest_spurious_loss']:.10f}")
-        con.print(t)
-        if report is not None:
-            con.print(f"report: {report.html}")
-        return
-    t = Table(title=f"lossatlas atlas: {sp.name} ({summary.total} runs; {summary.computed} computed, "
-              f"{summary.skipped} resumed, {summary.failed} failed; {summary.wall_time:.1f} s)")
-    for c in ("width", "runs", "global fraction", "labels", "median ‖∇L‖∞", "median s/run"):
-        t.add_column(c)
-    for r in table:
-        t.add_row(str(r["width"]), str(r["runs"]), f"{r['global_fraction']:.2f}",
-                  ", ".join(f"{_SHORT.get(k, k)} {v}" for k, v in sorted(r["labels"].items())),
-                  "" if r["median_grad_norm_inf"] is None else f"{r['median_grad_norm_inf']:.1e}",
-                  "" if r["median_wall_time"] is None else f"{r['median_wall_time']:.2f}")
-    con.print(t)
-    counts = extras.get("counts")
-    if counts:
-        ct = Table(title=f"symmetry counts (r* = {sp.teacher.width})")
-        for c in ("m", "T(r*, m)", "T_zero_loss", "G(r, m), r < r*"):
-            ct.add_column(c)
-        for c in counts:
-            ct.add_row(str(c["m"]), str(c["T"]), str(c["T_zero_loss"]),
-                       ", ".join(f"r={k}: {v}" for k, v in c["G"].items()))
-        con.print(ct)
-    p = extras.get("path")
-    if p and p.get("available"):
-        con.print(f"path between permuted minima {p['permutation']}: {p['n_segments']} segments, "
-                  f"max loss {p['max_loss']:.3e} (start {p['start_loss']:.3e})")
+    for i, t in enumerate([kind.table(sp, rows), *kind.extra_tables(sp, extras)]):
+        title = t.title
+        if i == 0:
+            title = (f"lossatlas atlas: {t.title} ({summary.total} runs; {summary.computed} computed, "
+                     f"{summary.skipped} resumed, {summary.failed} failed; {summary.wall_time:.1f} s)")
+        rt = Table(title=title)
+        for c in t.columns:
+            rt.add_column(c)
+        for r in t.rows:
+            rt.add_row(*r)
+        con.print(rt)
+    for line in kind.extra_lines(extras):
+        con.print(line, markup=False, highlight=False)
     if report is not None:
-        con.print(f"report: {report.html}")
-
-
-_SHORT = {"global_minimum": "global", "minimum": "min", "degenerate_minimum": "degen-min",
-          "strict_saddle": "saddle", "non_strict_saddle": "non-strict", "not_critical": "not-crit",
-          "undetermined": "undet"}
+        con.print(f"report: {report.html}", markup=False, highlight=False)
 
 
 def register(app) -> None:

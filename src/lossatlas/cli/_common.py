@@ -66,9 +66,26 @@ def _fmt(v) -> str:
 
 
 def check_out_path(path: Path | None) -> None:
-    """Refuse an output path whose folder does not exist, before any work is done."""
-    if path is not None and not Path(path).expanduser().resolve().parent.is_dir():
+    """Refuse an output file that cannot be written, before any work is done: a path that is a
+    folder, a folder that does not exist or cannot be written, an existing file that cannot be
+    replaced. (Files are written to a temporary name beside `path`, then renamed onto it.)"""
+    if path is None:
+        return
+    p = Path(path).expanduser()
+    if p.is_dir():
+        raise InputError(f"cannot write {path}: it is a folder; give a file name.")
+    folder = p.resolve().parent
+    if not folder.is_dir():
         raise InputError(f"cannot write {path}: its folder does not exist.")
+    import tempfile
+
+    try:  # a probe: os.access is wrong on read-only mounts (for root) and ignores ACLs
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as e:
+        raise InputError(f"cannot write {path}: folder {folder} is not writable ({e.strerror}).") from None
+    if p.exists() and not p.is_file():
+        raise InputError(f"cannot write {path}: it exists and is not a regular file.")
 
 
 def parse_freeze(freeze: list[str] | None) -> tuple[str, ...]:

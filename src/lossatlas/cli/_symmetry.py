@@ -181,8 +181,7 @@ def embed_command(
     import numpy as np
 
     from ..data import load_network, save_network
-    from ..symmetry import embed, split_label_map, subspace_dimension
-    from ..symmetry._common import check_layer, check_network
+    from ..symmetry import check_layer, check_network, embed, split_label_map, subspace_dimension
 
     check_out_path(out)
     net = check_network(load_network(model))
@@ -251,8 +250,7 @@ def connect_command(
 
     from ..data import load_data, load_network, save_npz
     from ..landscape import Landscape
-    from ..symmetry import connecting_path, path_loss_profile, permutation_from_string
-    from ..symmetry._common import check_layer, check_network
+    from ..symmetry import check_layer, check_network, connecting_path, path_loss_profile, permutation_from_string
 
     check_out_path(out)
     if samples < 1:

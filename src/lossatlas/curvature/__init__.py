@@ -1,7 +1,12 @@
 """Layer 3: gradients, Hessian-vector products, dense Hessians, spectra and their estimates."""
 
 from ._analyze import HessianAnalysis as HessianAnalysis, analyze_point as analyze_point
-from ._dense import dense_hessian as dense_hessian, hessian_asymmetry as hessian_asymmetry
+from ._dense import (
+    dense_hessian as dense_hessian,
+    hessian_asymmetry as hessian_asymmetry,
+    hessian_roundoff as hessian_roundoff,
+    raw_hessian as raw_hessian,
+)
 from ._inertia import InertiaBounds as InertiaBounds, lanczos_inertia_bounds as lanczos_inertia_bounds
 from ._lanczos import lanczos_extreme as lanczos_extreme
 from ._spectrum import (

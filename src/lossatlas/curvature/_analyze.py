@@ -8,7 +8,7 @@ import numpy as np
 
 from .._errors import InputError
 from ..landscape import Landscape
-from ._dense import _raw_hessian
+from ._dense import raw_hessian
 from ._lanczos import lanczos_extreme
 from ._spectrum import SpectrumSummary, dense_spectrum
 
@@ -67,7 +67,7 @@ def analyze_point(
     use_dense = method == "dense" or (method == "auto" and ls.n_params <= DENSE_LIMIT)
     H = None
     if use_dense:
-        Hraw = _raw_hessian(ls, theta)
+        Hraw = raw_hessian(ls, theta)
         asym = float(np.linalg.norm(Hraw - Hraw.T, 2))
         H = 0.5 * (Hraw + Hraw.T)
         spec = dense_spectrum(H, hessian_error=asym, vectors=vectors)

@@ -7,7 +7,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .._config import check_finite, check_float64
+from .._config import check_finite, check_float64, from_torch
 from .._errors import InputError
 from ..models import MLP
 
@@ -15,8 +15,8 @@ from ..models import MLP
 class Dataset(eqx.Module):
     """Inputs ``X`` of shape ``(N, d_in)`` and targets ``Y`` of shape ``(N, d_out)``; rows are samples."""
 
-    X: jax.Array
-    Y: jax.Array
+    X: jax.Array = eqx.field(converter=lambda a: from_torch(a, "X"))
+    Y: jax.Array = eqx.field(converter=lambda a: from_torch(a, "Y"))
 
     def __check_init__(self):
         for name in ("X", "Y"):

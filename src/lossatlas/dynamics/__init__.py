@@ -12,4 +12,3 @@ from ._laws import (
     ConvergenceLaw as ConvergenceLaw,
     fit_convergence_law as fit_convergence_law,
 )
-from ._pipeline import FlowPolishSolution as FlowPolishSolution, flow_then_polish as flow_then_polish

@@ -13,6 +13,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from .._errors import InputError
+from .._progress import Budget, ProgressFn
 from ..landscape import Landscape
 
 
@@ -22,6 +23,7 @@ class FlowStatus(enum.Enum):
     steady_state = "Reached a steady state: ||∇L||_∞ fell below the stopping tolerance."
     reached_t1 = "Integrated to the final time t1 without reaching the steady-state tolerance."
     max_steps_reached = "The ODE solver's step budget ran out before t1 (the flow may be very stiff)."
+    time_limit = "The time budget ran out before t1 or a steady state."
     failed = "The ODE solver failed (non-finite values or step size underflow)."
 
 
@@ -77,6 +79,9 @@ def gradient_flow(
     steady_tol: float = 1e-10,
     n_save: int = 80,
     max_steps: int = 100_000,
+    max_time: float | None = None,
+    progress: ProgressFn | None = None,
+    budget: Budget | None = None,
 ) -> FlowSolution:
     """Integrate the gradient flow from ``theta0`` up to ``t1`` or a steady state.
 
@@ -87,16 +92,30 @@ def gradient_flow(
       Jacobian — strong for small stiff problems).
     - `steady_tol`: stop once ``||∇L||_∞ ≤ steady_tol`` (the steady-state event).
     - `n_save`: samples at log-spaced times in ``[0, t1]``.
+    - `max_steps`: total step budget of the ODE solver.
+    - `max_time`: wall-clock budget in seconds (status ``time_limit`` when it runs out);
+      `progress`: called with a :class:`lossatlas.Progress` about twice a second. A diffrax
+      flow with a budget or a progress callable is integrated in chunks of `_CHUNK_STEPS` steps
+      that carry the solver's and the step-size controller's state over, so the deadline is
+      checked (and progress reported) between chunks: a flow stops at most one chunk after its
+      deadline. Without either it is one compiled solve (which compiles faster). `budget` passes a
+      running :class:`~lossatlas._progress.Budget` instead (used by :func:`lossatlas.polish`).
+      The BDF route is not chunked and ignores the time budget.
     """
     theta0 = ls.check_theta(theta0, "theta0")
     if not t1 > 0:
         raise InputError(f"t1 must be positive, got {t1}.")
+    if budget is not None and (max_time is not None or progress is not None):
+        raise InputError("pass either `budget` or `max_time`/`progress`, not both.")
+    budget = Budget(max_time, progress) if budget is None else budget
     name = _solver(solver, ls.n_params)
     t_start = time.perf_counter()
     ts_save = _save_times(0.0, float(t1), int(n_save))
     if name == "bdf":
         out = _scipy_bdf(ls, theta0, ts_save, rtol, atol, steady_tol, max_steps)
-    else:
+    elif budget.deadline is not None or budget.progress is not None:
+        out = _diffrax_chunked(ls, theta0, ts_save, name, rtol, atol, steady_tol, int(max_steps), budget)
+    else:  # one compiled solve: compiles faster than the chunked loop, which only a budget needs
         out = _diffrax(ls, theta0, ts_save, name, rtol, atol, steady_tol, max_steps)
     ts, thetas, status, nsteps, t_final = out
     losses, gnorms = _loss_grad_along(ls, thetas)
@@ -192,10 +211,11 @@ def _diffrax_solve_impl(ls, theta0, ts, solver_name, rtol, atol, steady_tol, max
     return sol.ts, sol.ys, code, sol.stats["num_steps"]
 
 
-_diffrax_solve = eqx.filter_jit(_diffrax_solve_impl)
-
 _CODES = {0: FlowStatus.reached_t1, 1: FlowStatus.steady_state, 2: FlowStatus.max_steps_reached,
-          3: FlowStatus.failed}
+          3: FlowStatus.failed, 4: FlowStatus.time_limit}
+
+
+_diffrax_solve = eqx.filter_jit(_diffrax_solve_impl)
 
 
 def _diffrax(ls, theta0, ts_save, name, rtol, atol, steady_tol, max_steps):
@@ -203,6 +223,88 @@ def _diffrax(ls, theta0, ts_save, name, rtol, atol, steady_tol, max_steps):
                                           steady_tol, int(max_steps))
     return _diffrax_parse(ls, theta0, ts_save, np.asarray(ts), np.asarray(ys), int(code),
                           int(nsteps), steady_tol)
+
+
+#: Steps of one chunk of a time-budgeted flow (see :func:`gradient_flow`): small enough that a
+#: chunk of a 10⁵-parameter flow takes seconds, large enough that the Python round trip between
+#: chunks (~1 ms) is negligible next to 512 steps of even a tiny network.
+_CHUNK_STEPS = 512
+
+
+@eqx.filter_jit
+def _diffrax_chunk(ls, t0, y0, ts_save, solver_state, controller_state, solver_name, rtol, atol, steady_tol,
+                   chunk_steps):
+    """At most `chunk_steps` steps of the flow from ``(t0, y0)`` towards ``ts_save[-1]``, continuing
+    with the given solver and controller states; save times before ``t0`` are clipped to it."""
+    term = diffrax.ODETerm(lambda t, y, args: -jax.grad(ls.objective)(y))
+    solver = {"tsit5": diffrax.Tsit5, "dopri5": diffrax.Dopri5, "kvaerno5": diffrax.Kvaerno5,
+              "kencarp4": diffrax.KenCarp4}[solver_name]()
+
+    def cond(t, y, args, **kwargs):
+        return jnp.max(jnp.abs(jax.grad(ls.objective)(y))) <= steady_tol
+
+    sol = diffrax.diffeqsolve(
+        term, solver, t0=t0, t1=ts_save[-1], dt0=None, y0=y0,
+        saveat=diffrax.SaveAt(ts=jnp.maximum(ts_save, t0), t1=True, solver_state=True, controller_state=True),
+        stepsize_controller=diffrax.PIDController(rtol=rtol, atol=atol),
+        event=diffrax.Event(cond), max_steps=chunk_steps, throw=False,
+        solver_state=solver_state, controller_state=controller_state, made_jump=False,
+    )
+    R = diffrax.RESULTS
+    code = jnp.where(sol.result == R.successful, 0,
+                     jnp.where(sol.result == R.event_occurred, 1,
+                               jnp.where(sol.result == R.max_steps_reached, 2, 3)))
+    return sol.ts, sol.ys, code, sol.stats["num_steps"], sol.solver_state, sol.controller_state
+
+
+def _diffrax_chunked(ls, theta0, ts_save, name, rtol, atol, steady_tol, max_steps, budget: Budget):
+    """The flow in chunks of `_CHUNK_STEPS` steps (see :func:`gradient_flow`)."""
+    import diffrax as dfx
+
+    solver = {"tsit5": dfx.Tsit5, "dopri5": dfx.Dopri5, "kvaerno5": dfx.Kvaerno5, "kencarp4": dfx.KenCarp4}[name]()
+    term = dfx.ODETerm(lambda t, y, args: -jax.grad(ls.objective)(y))
+    y = jnp.asarray(theta0)
+    sstate = solver.init(term, 0.0, float(ts_save[1]), y, None)
+    cstate = None
+    t_now, steps = 0.0, 0
+    ts_list, ys_list = [0.0], [np.asarray(theta0)]
+    ts_j = jnp.asarray(ts_save)
+    code = 2
+    while True:
+        chunk = _CHUNK_STEPS if max_steps - steps >= _CHUNK_STEPS else max(max_steps - steps, 1)
+        # the tolerance as an array: a new value must not compile a new chunk
+        ts, ys, code, n, sstate, cstate = _diffrax_chunk(ls, jnp.asarray(t_now), y, ts_j, sstate, cstate, name,
+                                                        rtol, atol, jnp.asarray(steady_tol), chunk)
+        ts, ys, code, n = np.asarray(ts), np.asarray(ys), int(code), int(n)
+        steps += n
+        fin = np.flatnonzero(np.isfinite(ts) & np.all(np.isfinite(ys), axis=1))
+        if fin.size == 0:  # nothing finite came back: the solver failed at once
+            code = 3
+            break
+        stop = fin[-1]  # the state where this chunk stopped
+        for i in fin[:-1]:
+            if i < len(ts_save) and ts_save[i] > t_now:
+                ts_list.append(float(ts[i]))
+                ys_list.append(ys[i])
+        t_now, y = float(ts[stop]), jnp.asarray(ys[stop])
+        if code != 2:
+            break
+        if steps >= max_steps:
+            break
+        if budget.progress is not None or budget.deadline is not None:
+            L, g = ls.value_and_grad(y)
+            budget.report("flow", steps, float(L), float(jnp.max(jnp.abs(g))), t_now)
+            if budget.expired():
+                code = 4
+                break
+    ts_list.append(t_now)  # where the flow stopped
+    ys_list.append(np.asarray(y))
+    ts_out, ys_out = np.asarray(ts_list), np.stack(ys_list)
+    # the last sample may repeat a saved time (the stop state at a requested time, or at t1)
+    keep = np.concatenate([ts_out[1:] > ts_out[:-1], [True]])
+    keep[0] = True
+    ts_out, ys_out = ts_out[keep], ys_out[keep]
+    return _diffrax_parse(ls, theta0, ts_save, ts_out, ys_out, code, steps, steady_tol)
 
 
 def _diffrax_parse(ls, theta0, ts_save, ts, ys, code, nsteps, steady_tol):
@@ -226,13 +328,13 @@ def _diffrax_parse(ls, theta0, ts_save, ts, ys, code, nsteps, steady_tol):
 def _scipy_bdf(ls, theta0, ts_save, rtol, atol, steady_tol, max_steps):
     from scipy.integrate import solve_ivp
 
-    from ..curvature._dense import _raw_hessian
+    from ..curvature import raw_hessian
 
     def f(t, y):
         return -np.asarray(ls.grad(jnp.asarray(y)))
 
     def jac(t, y):
-        H = _raw_hessian(ls, jnp.asarray(y))
+        H = raw_hessian(ls, jnp.asarray(y))
         return -0.5 * (H + H.T)
 
     def event(t, y):

@@ -1,6 +1,19 @@
-"""Layer 6: experiment sweeps — specs, the result store, executors, resumable runs."""
+"""Layer 8: experiment sweeps — typed specs, one module per experiment kind, the result store,
+executors, resumable runs.
 
-from ._extras import compute_extras as compute_extras
+Each kind (``teacher_student``, ``deep_linear``, ``census``, ``l2_width``, ``recovery``)
+implements :class:`ExperimentKind` in its own module and is registered once in :data:`KINDS`.
+"""
+
+from ._execute import finish_sweep as finish_sweep
+from ._kind import ExperimentKind as ExperimentKind, Figure as Figure, Table as Table
+from ._load import (
+    default_spec as default_spec,
+    load_spec as load_spec,
+    spec_from_dict as spec_from_dict,
+    spec_from_record as spec_from_record,
+)
+from ._registry import KINDS as KINDS, get_kind as get_kind
 from ._spec import (
     DataSpec as DataSpec,
     ReportConfig as ReportConfig,
@@ -9,9 +22,7 @@ from ._spec import (
     StudentSpec as StudentSpec,
     SweepSpec as SweepSpec,
     TeacherSpec as TeacherSpec,
-    default_spec as default_spec,
-    load_spec as load_spec,
-    spec_from_dict as spec_from_dict,
 )
 from ._store import Store as Store
 from ._sweep import EXECUTORS as EXECUTORS, SweepSummary as SweepSummary, plan as plan, run_sweep as run_sweep
+

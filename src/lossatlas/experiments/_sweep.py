@@ -17,7 +17,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 from .._errors import InputError
-from ._spec import SweepSpec
+from ._registry import get_kind
+from ._spec import RunSpec, SweepSpec
 from ._store import Store, write_json_atomic
 
 EXECUTORS = ("local", "dask")
@@ -133,7 +134,8 @@ def _worker_init(cache_dir: str | None = None) -> None:
     threading.Thread(target=watch, daemon=True).start()
 
 
-def _run_batch_task(store_root: str, runs: list[dict], cache_dir: str | None = None, vmap_size: int | None = None):
+def _run_batch_task(store_root: str, runs: list[RunSpec], cache_dir: str | None = None,
+                    vmap_size: int | None = None):
     """Entry point for worker processes (dask or process pool) and for the in-process executor.
 
     `runs` share one shape. ``vmap_size=None`` runs them as given (one batch, vmapped if it holds
@@ -146,17 +148,17 @@ def _run_batch_task(store_root: str, runs: list[dict], cache_dir: str | None = N
         import jax
 
         jax.config.update("jax_enable_x64", True)
-    from ._run import run_batch
+    from ._execute import run_group
 
     if vmap_size is None:
-        return run_batch(store_root, runs)
+        return run_group(store_root, runs)
     out = []
     for i in range(0, len(runs), vmap_size):
-        out += run_batch(store_root, runs[i : i + vmap_size])
+        out += run_group(store_root, runs[i : i + vmap_size])
     return out
 
 
-def _worker_tasks(pending: list[list[dict]], workers: int) -> list[list[dict]]:
+def _worker_tasks(pending: list[list[RunSpec]], workers: int) -> list[list[RunSpec]]:
     """Tasks for a pool of `workers` processes, in submission order.
 
     Each shape's runs are split into `workers` chunks; all first chunks go first (largest shape
@@ -165,11 +167,11 @@ def _worker_tasks(pending: list[list[dict]], workers: int) -> list[list[dict]]:
     other shapes; by the time a later chunk of that shape starts elsewhere, its compiled code is
     in the sweep's persistent compilation cache. The small chunks at the end balance the load.
     """
-    groups: dict[str, list[dict]] = {}
+    groups: dict[str, list[RunSpec]] = {}
     for b in pending:
         for r in b:
-            groups.setdefault(_group_key(r), []).append(r)
-    rounds: list[list[list[dict]]] = []
+            groups.setdefault(r.group, []).append(r)
+    rounds: list[list[list[RunSpec]]] = []
     for runs in sorted(groups.values(), key=_task_cost, reverse=True):
         n = min(workers, len(runs))
         size = -(-len(runs) // n)
@@ -180,26 +182,18 @@ def _worker_tasks(pending: list[list[dict]], workers: int) -> list[list[dict]]:
     return [t for rnd in rounds for t in rnd]
 
 
-def _group_key(r: dict) -> str:
-    import json
-
-    return json.dumps(r["width"])
-
-
-def _task_cost(runs: list[dict]) -> float:
+def _task_cost(runs: list[RunSpec]) -> float:
     """A proxy for a task's run time: runs × network size."""
-    w = runs[0]["width"]
-    size = sum(w) if isinstance(w, list) else w
+    w = runs[0].width
+    size = sum(w) if isinstance(w, tuple) else w
     return len(runs) * (1.0 + float(size))
 
 
-def plan(spec: SweepSpec) -> list[list[dict]]:
+def plan(spec: SweepSpec) -> list[list[RunSpec]]:
     """Group the sweep's runs into batches of one shape (at most ``run.batch_size`` each)."""
-    groups: dict[str, list[dict]] = {}
-    for r in spec.runs():
-        d = r.to_dict()
-        d["run_id"] = r.run_id
-        groups.setdefault(r.group, []).append(d)
+    groups: dict[str, list[RunSpec]] = {}
+    for r in get_kind(spec.kind).runs(spec):
+        groups.setdefault(r.group, []).append(r)
     size = spec.run.batch_size if spec.run.batch else 1
     batches = []
     for runs in groups.values():
@@ -243,7 +237,7 @@ def run_sweep(
     _check_same_sweep(out, doc)
     batches = plan(spec)
     total = sum(len(b) for b in batches)
-    all_ids = {r["run_id"] for b in batches for r in b}
+    all_ids = {r.run_id for b in batches for r in b}
     t0 = time.perf_counter()
     client = cluster = None
     if executor == "dask":  # reach the scheduler before writing anything
@@ -262,7 +256,7 @@ def run_sweep(
                     store.remove(run_id)
                 valid -= failed_ids
             done_before = valid & all_ids
-            pending = [[r for r in b if r["run_id"] not in done_before] for b in batches]
+            pending = [[r for r in b if r.run_id not in done_before] for b in batches]
             pending = [b for b in pending if b]
             skipped = total - sum(len(b) for b in pending)
 

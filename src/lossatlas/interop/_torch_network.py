@@ -11,8 +11,14 @@ import numpy as np
 
 from .._config import check_finite, check_float64, check_x64
 from .._errors import InputError
-from ..models import MLP, activation_family, check_activation, leaky_relu_slope, mlp_from_arrays
-from ..models._activations import LEAKY_RELU_DEFAULT_SLOPE
+from ..models import (
+    LEAKY_RELU_DEFAULT_SLOPE,
+    MLP,
+    activation_family,
+    check_activation,
+    leaky_relu_slope,
+    mlp_from_arrays,
+)
 from ._torch_common import TorchConversion, _supported_text, _to_float64, require_torch
 
 #: ``nn.Softplus`` returns ``x`` (not ``log(1+eˣ)``) above its threshold; the difference is

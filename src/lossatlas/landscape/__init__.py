@@ -1,5 +1,6 @@
 """Layer 2: the loss landscape (model + data + loss + L2 penalty) over a flat parameter vector."""
 
+from ._batch import batch_loss as batch_loss
 from ._landscape import (
     LOSSES as LOSSES,
     PENALIZE as PENALIZE,
@@ -9,3 +10,4 @@ from ._landscape import (
     check_network_finite as check_network_finite,
     check_population_pair as check_population_pair,
 )
+from ._population import population_loss as population_loss

@@ -41,7 +41,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .._config import check_finite, check_float64, check_x64
+from .._config import check_finite, check_float64, check_x64, from_torch
 from .._errors import InputError
 from ..data import Dataset
 from ..models import MLP
@@ -217,7 +217,9 @@ class Landscape(eqx.Module):
                          penalize=self.penalize)
 
     def check_theta(self, theta, name: str = "theta") -> jax.Array:
-        """Validate a flat vector (float64, right length, finite) and return it as a JAX array."""
+        """Validate a flat vector (float64, right length, finite) and return it as a JAX array
+        (NumPy and JAX arrays and float64 PyTorch tensors are accepted)."""
+        theta = from_torch(theta, name)
         check_float64(name, theta)
         if jnp.shape(theta) != (self.n_params,):
             raise InputError(

@@ -1,4 +1,4 @@
-"""Layer 7: figures and HTML reports built from stored sweep results only."""
+"""Layer 9: figures and HTML reports built from stored sweep results only."""
 
 from ._report import (
     CENSUS_FIGURES as CENSUS_FIGURES,

@@ -1,6 +1,11 @@
 """Layer 4a: critical-point solvers and the classification of critical points."""
 
-from ._classify import Classification as Classification, Label as Label, classify as classify
+from ._classify import (
+    Classification as Classification,
+    Evidence as Evidence,
+    Label as Label,
+    classify as classify,
+)
 from ._floor import gradient_floor as gradient_floor
 from ._limit import (
     ChannelLimit as ChannelLimit,
@@ -14,4 +19,4 @@ from ._newton import (
     find_critical_point as find_critical_point,
 )
 from ._newton_mr import NewtonMR as NewtonMR
-from ._results import RESULTS as RESULTS, CriticalPointSolution as CriticalPointSolution
+from ._results import RESULTS as RESULTS, CriticalPointSolution as CriticalPointSolution, SolverStats as SolverStats

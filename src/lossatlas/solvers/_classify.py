@@ -23,9 +23,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from .._errors import InputError
-from ..curvature import lanczos_extreme
-from ..curvature._dense import _raw_hessian, hessian_roundoff
-from ..curvature._spectrum import eigenvalue_tolerance
+from ..curvature import eigenvalue_tolerance, hessian_roundoff, lanczos_extreme, raw_hessian
 from ..landscape import Landscape
 
 _EPS = float(np.finfo(np.float64).eps)
@@ -44,12 +42,51 @@ class Label(enum.Enum):
 
 
 @dataclasses.dataclass(frozen=True)
+class Evidence:
+    """Why a point got its label: the tolerances used and the facts that decided.
+
+    Always set: `reason` (in words), `grad_tol` (the criticality threshold on ``||∇L||_∞``),
+    `hessian_error` (measured error of the Hessian, spectral norm), `spectral_scale` (``||H||₂``),
+    `method` (``"dense"`` or ``"lanczos"``). The others are set where they apply (``None``
+    otherwise): the global minimum value compared with and the gap to it, the zero-loss
+    tolerance; the Rayleigh quotient of a negative-curvature direction; a descent curve's kind,
+    directional derivatives, order and sampled losses; the higher-order test and local search;
+    cross-entropy margins and whether the infimum lies at infinity.
+    """
+
+    reason: str = ""
+    grad_tol: float = 0.0
+    hessian_error: float = 0.0
+    spectral_scale: float = 0.0
+    method: str = "dense"
+    global_min_value: float | None = None
+    gap_to_global_min: float | None = None
+    zero_loss_tolerance: float | None = None
+    rayleigh_quotient: float | None = None
+    curve: str | None = None
+    directional_derivatives: list[float] | None = None
+    escape_order: int | None = None
+    escape_ts: list[float] | None = None
+    escape_losses: list[float] | None = None
+    higher_order_test: str | None = None
+    local_search_loss: float | None = None
+    min_margin: float | None = None
+    misclassified: int | None = None
+    loss_infimum: str | None = None
+    infimum_at_infinity: str | None = None
+
+    def to_record(self) -> dict:
+        """JSON-ready dict of the fields that are set."""
+        return {k: v for k, v in dataclasses.asdict(self).items() if v is not None}
+
+
+@dataclasses.dataclass(frozen=True)
 class Classification:
     """A label with the evidence behind it.
 
-    `evidence` is JSON-ready (numbers, strings, lists); `direction` (negative-curvature or
-    escape direction ``v``), `curvature_correction` (``w``) and `order` describe the
-    certificate when there is one; `path` is a few points of the descent curve.
+    `evidence` is an :class:`Evidence`; `direction` (negative-curvature or escape direction
+    ``v``), `curvature_correction` (``w``) and `order` describe the certificate when there is
+    one; `path` is a few points of the descent curve.
     """
 
     label: Label
@@ -59,11 +96,20 @@ class Classification:
     nullity: int
     tolerance: float
     eigenvalues: np.ndarray
-    evidence: dict
+    evidence: Evidence
     direction: np.ndarray | None = None
     curvature_correction: np.ndarray | None = None
     order: int | None = None
     path: np.ndarray | None = None
+
+    def __post_init__(self):
+        if isinstance(self.evidence, dict):  # built up as a dict inside this module
+            object.__setattr__(self, "evidence", Evidence(**self.evidence))
+
+    @property
+    def reason(self) -> str:
+        """Why the label, in words."""
+        return self.evidence.reason
 
     def to_record(self) -> dict:
         """JSON-ready dict (the ``lossatlas.classification/1`` body)."""
@@ -77,7 +123,7 @@ class Classification:
             "min_eigenvalue": float(self.eigenvalues[0]) if self.eigenvalues.size else None,
             "max_eigenvalue": float(self.eigenvalues[-1]) if self.eigenvalues.size else None,
             "order": self.order,
-            "evidence": self.evidence,
+            "evidence": self.evidence.to_record(),
         }
 
 
@@ -171,7 +217,7 @@ def classify(
     gn2 = float(np.linalg.norm(g))
     p = ls.n_params
     if p <= dense_limit:
-        Hraw = _raw_hessian(ls, theta)
+        Hraw = raw_hessian(ls, theta)
         # Measured round-off (other exact code paths), and a floor for Hessians that vanish by
         # cancellation of terms of the loss's size: ε p |L| / max(1, ||θ||_∞)² (curvature units).
         asym = max(hessian_roundoff(ls, theta, Hraw),

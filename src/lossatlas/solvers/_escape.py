@@ -27,7 +27,7 @@ import functools
 
 import numpy as np
 
-from ..models._activations import get_activation, is_smooth
+from ..models import get_activation, is_smooth
 
 #: Neurons whose incoming weights differ by at most this fraction of their norm are a pair.
 PAIR_CLOSENESS = 0.1

@@ -48,8 +48,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from .._errors import InputError
-from ..landscape._population import population_loss
-from ..models._activations import get_activation, is_smooth
+from ..landscape import population_loss
+from ..models import get_activation, is_smooth
 from ._escape import _linear_channels_possible
 from ._results import RESULTS
 

@@ -17,12 +17,13 @@ import jax.numpy as jnp
 import numpy as np
 
 from .._errors import InputError
-from ..curvature._dense import _raw_hessian
+from .._progress import Budget, as_budget
+from ..curvature import raw_hessian
 from ..landscape import Landscape
 from ._escape import EscapeMonitor
 from ._floor import gradient_floor
 from ._limit import limit_of_escape
-from ._results import RESULTS, CriticalPointSolution
+from ._results import RESULTS, CriticalPointSolution, SolverStats
 
 _EPS = float(np.finfo(np.float64).eps)
 
@@ -33,15 +34,20 @@ class AbstractCriticalPointSolver(eqx.Module):
     gtol: eqx.AbstractVar[float]
 
     @abc.abstractmethod
-    def run(self, ls: Landscape, theta0: np.ndarray, max_steps: int) -> CriticalPointSolution:
-        """Iterate from ``theta0``; return a solution (never raises on non-convergence)."""
+    def run(self, ls: Landscape, theta0: np.ndarray, max_steps: int, budget: Budget | None = None
+            ) -> CriticalPointSolution:
+        """Iterate from ``theta0``; return a solution (never raises on non-convergence).
+
+        `budget` (optional) carries a wall-clock deadline, checked once per step (status
+        ``time_limit_reached`` when it runs out), and a progress callback."""
 
 
 class _Tracker:
     """Shared bookkeeping: convergence target with the round-off floor, flatness, stalls."""
 
-    def __init__(self, ls, gtol, flat_threshold, stall_window, escape_window=100):
+    def __init__(self, ls, gtol, flat_threshold, stall_window, escape_window=100, budget=None):
         self.ls, self.gtol = ls, float(gtol)
+        self.budget = as_budget(budget)
         self.flat_threshold, self.stall_window = flat_threshold, stall_window
         self.history: list[float] = []
         self.floor = 0.0
@@ -50,12 +56,15 @@ class _Tracker:
         self.num_hvp = 0
         self.escape = EscapeMonitor(ls, window=escape_window) if escape_window else None
         self.loss_scale = _loss_scale(ls)
-        self.reductions_tried = 0
 
     def record(self, theta, L, gnorm_inf) -> None:
         self.history.append(gnorm_inf)
+        self.budget.report("newton", len(self.history) - 1, L, gnorm_inf)
         if self.escape is not None:
             self.escape.record(theta, L)
+
+    def out_of_time(self) -> bool:
+        return self.budget.expired()
 
     def loss_noise(self, *losses) -> float:
         """Round-off of a loss value (or of a difference of two)."""
@@ -111,7 +120,7 @@ def _loss_scale(ls) -> float:
 
 
 def _eigh(ls, theta):
-    H = _raw_hessian(ls, jnp.asarray(theta))
+    H = raw_hessian(ls, jnp.asarray(theta))
     H = 0.5 * (H + H.T)
     return np.linalg.eigh(H)
 
@@ -122,23 +131,19 @@ def _grad(ls, theta):
 
 
 def _finish(ls, theta, L, g, result, tracker, steps, t0, extra=None) -> CriticalPointSolution:
-    stats = {
-        "num_steps": steps,
-        "num_hessians": tracker.num_hessians,
-        "num_hvp": tracker.num_hvp,
-        "reductions_tried": tracker.reductions_tried,
-        "gradient_floor": tracker.floor,
-        "target": max(tracker.gtol, tracker.floor),
-        "wall_time": time.perf_counter() - t0,
-        "history": list(tracker.history),
-    }
-    if extra:
-        stats.update(extra)
-    if result is RESULTS.diverging and stats.get("escape"):
+    extra = dict(extra or {})
+    escape = extra.pop("escape", None)
+    fields = {k: extra.pop(k) for k in ("rejected_steps", "flatness") if k in extra}
+    limit = None
+    if result is RESULTS.diverging and escape:
         # the critical point at infinity the escape tends to, where the limit model is known
-        limit = limit_of_escape(ls, theta, stats["escape"], tracker.gtol)
-        if limit is not None:
-            stats["limit"] = limit
+        limit = limit_of_escape(ls, theta, escape, tracker.gtol)
+    stats = SolverStats(
+        num_steps=int(steps), num_hessians=tracker.num_hessians, num_hvp=tracker.num_hvp,
+        gradient_floor=float(tracker.floor), target=max(tracker.gtol, tracker.floor),
+        wall_time=time.perf_counter() - t0, history=tuple(tracker.history), escape=escape, limit=limit,
+        details=extra, **fields,
+    )
     return CriticalPointSolution(np.asarray(theta), float(L), float(np.max(np.abs(g))) if g.size else 0.0,
                                  result, stats)
 
@@ -197,12 +202,9 @@ class NewtonTrustRegion(AbstractCriticalPointSolver):
       (:mod:`lossatlas.solvers._escape`, trailing window `escape_window`) and stops with
       ``RESULTS.diverging`` if so, also when the gradient has already met `gtol` there
       (``escape_window=0`` switches the check off).
-    - At the steps listed in `reduce_at`, if ``||∇L||_∞ ≤ reduce_below`` and not yet converged,
-      it tries Newton through the symmetry reduction
-      (:func:`lossatlas.symmetry.polish_through_reduction`) and returns the projected point if
-      its own gradient meets `gtol` (``stats['symmetry_projection']``): on degenerate critical
-      manifolds (split neurons, zero groups) the trust region converges only slowly, while the
-      reduced network is non-degenerate. Off by default.
+    - On degenerate critical manifolds (split neurons, zero groups) the trust region converges
+      only slowly; :func:`lossatlas.polish` then continues through the symmetry reduction (the
+      reduced network is non-degenerate). That lives above this layer, in the pipeline.
     """
 
     gtol: float = 1e-12
@@ -215,12 +217,8 @@ class NewtonTrustRegion(AbstractCriticalPointSolver):
     flat_threshold: float = 1e-2
     stall_window: int = 25
     escape_window: int = 100
-    reduce_at: tuple[int, ...] = ()
-    reduce_below: float = 1e-6
 
     def __check_init__(self):
-        if any(int(k) < 1 for k in self.reduce_at):
-            raise InputError(f"`reduce_at` must hold step numbers >= 1, got {self.reduce_at}.")
         if not 0.0 < self.eta < 0.25:
             raise InputError(f"`eta` must lie in (0, 0.25), got {self.eta}.")
         if self.gtol < 0:
@@ -232,9 +230,9 @@ class NewtonTrustRegion(AbstractCriticalPointSolver):
         if self.escape_window < 0 or self.escape_window % 25:
             raise InputError(f"`escape_window` must be a multiple of 25 (0: off), got {self.escape_window}.")
 
-    def run(self, ls, theta0, max_steps):
+    def run(self, ls, theta0, max_steps, budget=None):
         t0 = time.perf_counter()
-        tr = _Tracker(ls, self.gtol, self.flat_threshold, self.stall_window, self.escape_window)
+        tr = _Tracker(ls, self.gtol, self.flat_threshold, self.stall_window, self.escape_window, budget)
         theta = np.array(theta0, dtype=np.float64)
         radius = float(self.initial_radius)
         L, g = _grad(ls, theta)
@@ -271,14 +269,11 @@ class NewtonTrustRegion(AbstractCriticalPointSolver):
             if esc is not None:
                 return _finish(ls, theta, L, g, RESULTS.diverging, tr, step, t0,
                                {"escape": esc, "rejected_steps": rejected})
-            if step in self.reduce_at and gn <= self.reduce_below:
-                red = _through_reduction(ls, theta, L, g, self.gtol, tr)
-                if red is not None:
-                    th_r, L_r, g_r, info = red
-                    return _finish(ls, th_r, L_r, g_r, RESULTS.successful, tr, step, t0,
-                                   {"rejected_steps": rejected, "symmetry_projection": info})
             if step == max_steps:
                 break
+            if tr.out_of_time():
+                return _finish(ls, theta, L, g, RESULTS.time_limit_reached, tr, step, t0,
+                               {"rejected_steps": rejected})
             if dense:
                 if tr.stalled(accepted) and tr.flatness(g, lam, V) < tr.flat_threshold:
                     return _finish(ls, theta, L, g, RESULTS.gradient_flat, tr, step, t0,
@@ -335,32 +330,6 @@ class NewtonTrustRegion(AbstractCriticalPointSolver):
             if fl < tr.flat_threshold and tr.stalled(accepted):
                 result = RESULTS.gradient_flat
         return _finish(ls, theta, L, g, result, tr, len(tr.history) - 1, t0, extra)
-
-
-def _through_reduction(ls, theta, L, g, gtol, tr):
-    """Newton through the symmetry reduction from a slowly converging point (see
-    :func:`lossatlas.symmetry.polish_through_reduction`): reduce to the minimal network, polish
-    that (non-degenerate) network, project back. Accepted only if the projected point's own
-    gradient meets `gtol` and its loss is not higher than the current one beyond what the
-    current gradient allows (``L + ||g|| ||Δθ|| + round-off``): the projection stays on the
-    critical manifold the iterates were approaching.
-    """
-    from ..symmetry import polish_through_reduction
-
-    tr.reductions_tried += 1
-    try:
-        out = polish_through_reduction(ls, theta, SaddleNewton(gtol=gtol))
-    except InputError:  # e.g. a layer whose every neuron is zero-type: no MLP to reduce to
-        return None
-    if out is None or not out[2] <= gtol:
-        return None
-    proj = np.asarray(out[0], dtype=np.float64)
-    L_p, g_p = _grad(ls, proj)
-    moved = float(np.linalg.norm(proj - theta))
-    if not L_p <= L + float(np.linalg.norm(g)) * moved + tr.loss_noise(L, L_p):
-        return None
-    info = {"narrow_newton_steps": int(out[3]), "distance": moved, "loss_before": float(L)}
-    return proj, L_p, g_p, info
 
 
 def _power_norm(ls, theta, tr, iters=20):
@@ -447,9 +416,9 @@ class SaddleNewton(AbstractCriticalPointSolver):
         if self.escape_window < 0 or self.escape_window % 25:
             raise InputError(f"`escape_window` must be a multiple of 25 (0: off), got {self.escape_window}.")
 
-    def run(self, ls, theta0, max_steps):
+    def run(self, ls, theta0, max_steps, budget=None):
         t0 = time.perf_counter()
-        tr = _Tracker(ls, self.gtol, self.flat_threshold, self.stall_window, self.escape_window)
+        tr = _Tracker(ls, self.gtol, self.flat_threshold, self.stall_window, self.escape_window, budget)
         theta = np.array(theta0, dtype=np.float64)
         L, g = _grad(ls, theta)
         mu = None
@@ -472,6 +441,9 @@ class SaddleNewton(AbstractCriticalPointSolver):
                 return _finish(ls, theta, L, g, res, tr, step, t0, {"rejected_steps": rejected})
             if step == max_steps:
                 break
+            if tr.out_of_time():
+                return _finish(ls, theta, L, g, RESULTS.time_limit_reached, tr, step, t0,
+                               {"rejected_steps": rejected})
             if tr.stalled() and tr.flatness(g, lam, V) < tr.flat_threshold:
                 return _finish(ls, theta, L, g, RESULTS.gradient_flat, tr, step, t0,
                                {"flatness": tr.flatness(g, lam, V), "rejected_steps": rejected})
@@ -556,6 +528,9 @@ def find_critical_point(
     *,
     max_steps: int = 200,
     throw: bool = True,
+    max_time: float | None = None,
+    progress=None,
+    budget: Budget | None = None,
 ) -> CriticalPointSolution:
     """Polish ``theta0`` to a critical point of ``ls`` with ``solver``.
 
@@ -566,6 +541,9 @@ def find_critical_point(
     - `max_steps`: iteration budget.
     - `throw`: raise :class:`~lossatlas.SolverError` if the solver did not converge; sweeps
       pass ``False`` and read ``solution.result``.
+    - `max_time`: wall-clock budget in seconds, checked once per step
+      (``RESULTS.time_limit_reached``); `progress`: called with a :class:`lossatlas.Progress`
+      about twice a second; `budget`: a running budget instead of these two.
     """
     theta0 = ls.check_theta(theta0, "theta0")
     solver = NewtonTrustRegion() if solver is None else solver
@@ -573,7 +551,10 @@ def find_critical_point(
         raise InputError(f"`solver` must be a lossatlas critical-point solver, got {solver!r}.")
     if int(max_steps) < 0:
         raise InputError(f"`max_steps` must be >= 0, got {max_steps}.")
-    sol = solver.run(ls, np.asarray(theta0), int(max_steps))
+    if budget is not None and (max_time is not None or progress is not None):
+        raise InputError("pass either `budget` or `max_time`/`progress`, not both.")
+    budget = Budget(max_time, progress) if budget is None else budget
+    sol = solver.run(ls, np.asarray(theta0), int(max_steps), budget)
     if throw:
         sol.raise_if_failed()
     return sol

@@ -16,7 +16,7 @@ class RESULTS(enum.Enum):
     successful = "Converged: the gradient norm reached the target."
     roundoff_floor = (
         "Converged to the float64 round-off floor of this problem: the gradient cannot be "
-        "made smaller in float64 (the floor is reported in `stats['gradient_floor']`)."
+        "made smaller in float64 (the floor is reported in `stats.gradient_floor`)."
     )
     max_steps_reached = (
         "The step budget ran out before the gradient norm reached the target. Increase "
@@ -25,7 +25,11 @@ class RESULTS(enum.Enum):
     gradient_flat = (
         "Stalled in a gradient-flat region: the gradient is (nearly) in the Hessian's kernel, "
         "so Newton steps cannot reduce it (Frye et al. 2021). This is not a critical point; "
-        "see `stats['flatness']`."
+        "see `stats.flatness`."
+    )
+    time_limit_reached = (
+        "The time budget ran out before the gradient norm reached the target. Allow more time "
+        "(`max_time`, `--time-limit`), or start closer to a critical point."
     )
     nonfinite = "The loss or gradient became NaN/inf; check the data scale and the start."
     diverged = "The iterates diverged (parameter norm exploded); the loss may be unbounded below here."
@@ -36,7 +40,7 @@ class RESULTS(enum.Enum):
         "weights, or a neuron whose input weights vanish while its output weight grows). There "
         "is no finite critical point along this path (its limit is a critical point at "
         "infinity), so this is not convergence even where the gradient is already small; see "
-        "`stats['escape']` for the evidence and, for two-layer networks, `stats['limit']` for that "
+        "`stats.escape` for the evidence and, for two-layer networks, `stats.limit` for that "
         "critical point at infinity, solved in the limit model (linear neurons; derivative pairs "
         "on empirical losses)."
     )
@@ -47,19 +51,59 @@ class RESULTS(enum.Enum):
 
 
 @dataclasses.dataclass(frozen=True)
+class SolverStats:
+    """What a critical-point solver counted and measured.
+
+    **Fields:** `num_steps` (iterations), `num_hessians` (dense Hessians built), `num_hvp`
+    (Hessian-vector products), `gradient_floor` (the measured float64 round-off floor of
+    ``||∇L||_∞``, 0 until measured), `target` (``max(gtol, floor)``), `wall_time` (seconds),
+    `history` (``||∇L||_∞`` per step), `rejected_steps`, `flatness` (``||Hg||/(||H|| ||g||)``
+    at the end, when computed), `escape` (the evidence of an escape to infinity, a JSON-ready
+    record), `limit` (the record of the critical point at infinity of that escape, see
+    :class:`~lossatlas.solvers.ChannelLimit`), and `details`: solver-specific diagnostics
+    (JSON-ready, for reports; library code never reads them by key).
+    """
+
+    num_steps: int
+    num_hessians: int = 0
+    num_hvp: int = 0
+    gradient_floor: float = 0.0
+    target: float = 0.0
+    wall_time: float = 0.0
+    history: tuple[float, ...] = ()
+    rejected_steps: int = 0
+    flatness: float | None = None
+    escape: dict | None = None
+    limit: dict | None = None
+    details: dict = dataclasses.field(default_factory=dict)
+
+    def to_record(self) -> dict:
+        """JSON-ready dict without the history (the limit as its own record)."""
+        rec = {k: getattr(self, k) for k in ("num_steps", "num_hessians", "num_hvp", "gradient_floor",
+                                              "target", "wall_time", "rejected_steps")}
+        if self.flatness is not None:
+            rec["flatness"] = self.flatness
+        if self.escape is not None:
+            rec["escape"] = self.escape
+        if self.limit is not None:
+            rec["limit"] = self.limit
+        rec.update(self.details)
+        return rec
+
+
+@dataclasses.dataclass(frozen=True)
 class CriticalPointSolution:
     """What a critical-point solver returns.
 
     **Fields:** `theta` (final flat parameters), `loss`, `grad_norm_inf`, `result` (a
-    :class:`RESULTS`), `stats` (``num_steps``, ``num_hessians``, ``num_hvp``,
-    ``gradient_floor``, ``target``, ``history`` of ``||∇L||_∞`` per step, timings).
+    :class:`RESULTS`), `stats` (a :class:`SolverStats`).
     """
 
     theta: np.ndarray
     loss: float
     grad_norm_inf: float
     result: RESULTS
-    stats: dict
+    stats: SolverStats
 
     @property
     def success(self) -> bool:
@@ -74,11 +118,10 @@ class CriticalPointSolution:
 
     def to_record(self) -> dict:
         """JSON-ready summary (without the parameters)."""
-        st = {k: v for k, v in self.stats.items() if k != "history"}
         return {
             "loss": float(self.loss),
             "grad_norm_inf": float(self.grad_norm_inf),
             "status": self.result.name,
             "message": self.result.value,
-            **st,
+            **self.stats.to_record(),
         }

@@ -22,13 +22,11 @@ from __future__ import annotations
 
 import dataclasses
 
-import equinox as eqx
-import jax
 import jax.numpy as jnp
 import numpy as np
 
 from .._errors import InputError
-from ..landscape import Landscape
+from ..landscape import Landscape, batch_loss
 from ..models import MLP
 from ._common import (
     as_float64,
@@ -275,11 +273,6 @@ class PathProfile:
         }
 
 
-@eqx.filter_jit
-def _batch_loss(ls, T):
-    return jax.vmap(ls.objective)(T)
-
-
 def path_loss_profile(ls: Landscape, path: ConnectingPath, *,
                       samples_per_segment: int = 32) -> PathProfile:
     """Evaluate the loss of `ls` along `path` at ``samples_per_segment`` points per segment.
@@ -301,7 +294,7 @@ def path_loss_profile(ls: Landscape, path: ConnectingPath, *,
     chunk = 256
     n = pts.shape[0]
     padded = np.concatenate([pts, np.repeat(pts[-1:], (-n) % chunk, axis=0)])
-    losses = [np.asarray(_batch_loss(ls, jnp.asarray(padded[i : i + chunk])))
+    losses = [np.asarray(batch_loss(ls, jnp.asarray(padded[i : i + chunk])))
               for i in range(0, padded.shape[0], chunk)]
     losses = [np.concatenate(losses)[:n]]
     return PathProfile(t=t, loss=np.concatenate(losses),

@@ -53,7 +53,7 @@ import numpy as np
 from .._config import check_finite, check_float64
 from .._errors import InputError
 from ..models import MLP, ODD_ACTIVATIONS
-from ._common import check_network, offsets, ravel_network, standard_normal
+from ._common import check_network, offsets, standard_normal
 
 #: The label of a zero-type neuron (zero outgoing weight, free incoming weights).
 ZERO = 0
@@ -462,75 +462,3 @@ def check_label_map(narrow: MLP, label_map: LabelMap) -> None:
             f"sign-flipped neurons (sign -1) preserve the function only for odd activations "
             f"({', '.join(sorted(ODD_ACTIVATIONS))}), not {narrow.activation!r}."
         )
-
-
-def critical_subspace(narrow: MLP, label_map: LabelMap) -> AffineSubspace:
-    """The subspace of *collinear* splits: critical points whenever ``narrow`` is one.
-
-    Every copy ``j`` of narrow neuron ``i`` in hidden layer ``l`` carries a ratio ``γ_j`` with
-    ``Σ_{j∈S_i} γ_j = 1``, and its outgoing weights are ``γ_j`` times the narrow neuron's,
-    spread over the copies of the layer above: ``W_{l+1}[j₂, j] = s_{j₂} s_j γ_j N_{l+1}[i₂, i]``
-    for a copy ``j₂`` of ``i₂`` (``W_L[o, j] = s_j γ_j N_L[o, i]`` for outputs). Incoming
-    weights are those of :func:`lossatlas.symmetry.embed` with equal ratios. The subspace has
-    dimension ``Σ_l (m_l − r_l)``.
-
-    Why it is critical: the back-propagated error of copy ``j`` is ``s_j γ_j`` times the
-    narrow neuron's, so every gradient entry is a multiple of one of ``∂L_N/∂θ_N = 0``. With a
-    single output and one hidden layer it equals :func:`expansion_subspace`; with several
-    outgoing weights per neuron, :func:`expansion_subspace` also contains non-collinear splits,
-    which keep the function but are not critical away from a zero-loss minimum. These are the
-    subspaces counted by :func:`~lossatlas.symmetry.count_G`.
-
-    Raises :class:`InputError` for label maps with zero-type neurons or zero groups (they are
-    critical only at zero loss: use :func:`expansion_subspace` there).
-    """
-    from ._expansion import embed
-
-    check_network(narrow, "narrow")
-    check_label_map(narrow, label_map)
-    if any(x <= ZERO for lab in label_map.labels for x in lab):
-        raise InputError(
-            "critical_subspace takes label maps of copies only (labels >= 1): zero-type "
-            "neurons and zero groups give critical points only at a zero-loss minimum, where "
-            "expansion_subspace already consists of critical points."
-        )
-    base = ravel_network(embed(narrow, label_map).network)
-    widths = (narrow.widths[0], *label_map.wide_widths, narrow.widths[-1])
-    has_bias = narrow.has_bias
-    offs = offsets(widths, has_bias)
-    n_hidden = len(widths) - 2
-    columns = []
-    for ly in range(1, n_hidden + 1):
-        w_start, _ = offs[ly]  # W_{l+1}
-        n_in = widths[ly]
-        N = np.asarray(narrow.weights[ly], dtype=np.float64)
-        signs = np.asarray(label_map.signs[ly - 1], dtype=np.float64)
-        if ly < n_hidden:
-            rows = label_map.labels[ly]
-            row_signs = np.asarray(label_map.signs[ly], dtype=np.float64)
-        else:
-            rows = tuple(range(1, widths[-1] + 1))
-            row_signs = np.ones(widths[-1])
-        for i, members in enumerate(label_map.groups(ly)):
-            if len(members) < 2:
-                continue
-            # d θ / d γ_j: column j of W_{l+1}, entries s_{j2} s_j N[i2, i]
-            pattern = np.asarray([row_signs[j2] * N[lab - 1, i] for j2, lab in enumerate(rows)])
-            norm = float(np.linalg.norm(pattern))
-            if norm == 0.0:
-                raise InputError(
-                    f"narrow neuron {i} of hidden layer {ly} has zero outgoing weights: it is "
-                    "zero-type, so its splits are not a line of critical points (reduce the "
-                    "narrow network first)."
-                )
-            h = _helmert(np.ones(len(members)))
-            for q in range(h.shape[1]):
-                idx, vals = [], []
-                for c, j in enumerate(members):
-                    idx.append(w_start + np.arange(len(rows)) * n_in + j)
-                    vals.append(h[c, q] * signs[j] * pattern / norm)
-                columns.append((np.concatenate(idx), np.concatenate(vals)))
-    basis = np.zeros((base.size, len(columns)))
-    for q, (idx, vals) in enumerate(columns):
-        basis[idx, q] = vals
-    return AffineSubspace(base=base, basis=basis, dim=len(columns))

@@ -47,8 +47,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from .._errors import InputError
-from ..curvature import dense_spectrum, eigenvalue_tolerance
-from ..curvature._dense import _raw_hessian
+from ..curvature import dense_spectrum, eigenvalue_tolerance, raw_hessian
 from ..landscape import Landscape
 from ..models import MLP, get_activation
 from ._common import as_float64, check_layer, check_neuron, ravel_network
@@ -366,7 +365,7 @@ def fukumizu_amari_test(ls: Landscape, theta, neuron: int, gammas: Sequence[floa
     lamB = np.linalg.eigvalsh(B)
     tolB = eigenvalue_tolerance(float(np.max(np.abs(lamB))), B.shape[0])
     g = np.asarray(ls.grad(theta))
-    Hr = dense_spectrum(_raw_hessian(ls, theta), grad_norm=float(np.linalg.norm(g)))
+    Hr = dense_spectrum(raw_hessian(ls, theta), grad_norm=float(np.linalg.norm(g)))
     exact = net.widths[layer + 1] == 1
     preds = []
     for gam in gammas:
@@ -392,7 +391,7 @@ def fukumizu_amari_test(ls: Landscape, theta, neuron: int, gammas: Sequence[floa
             wls = Landscape(wide, ls.data)
             wt = wls.ravel()
             wg = np.asarray(wls.grad(wt))
-            spec = dense_spectrum(_raw_hessian(wls, wt), grad_norm=float(np.linalg.norm(wg)))
+            spec = dense_spectrum(raw_hessian(wls, wt), grad_norm=float(np.linalg.norm(wg)))
             kw = dict(index=spec.index, nullity=spec.nullity,
                       min_eigenvalue=float(spec.eigenvalues[0]), tolerance=spec.tolerance,
                       grad_norm_inf=float(np.max(np.abs(wg))))
