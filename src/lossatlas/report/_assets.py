@@ -20,15 +20,16 @@ CSS = """
 body{font-family:system-ui,-apple-system,"Segoe UI",sans-serif;color:var(--fg);margin:0;line-height:1.45}
 nav{position:sticky;top:0;z-index:5;background:#fff;border-bottom:1px solid var(--line);padding:.5em 1.2em}
 nav a{margin-left:1em;color:var(--accent);text-decoration:none;font-size:14px}
-main{max-width:1100px;margin:auto;padding:0 1.2em 4em}
+main{max-width:1180px;margin:auto;padding:0 1.2em 4em}
 h1{font-size:26px;margin:.8em 0 .3em}h1 small{font-size:14px;color:var(--muted);font-weight:normal}
 h2{font-size:20px;border-bottom:1px solid var(--line);padding-bottom:.2em;margin-top:1.6em}
 h3{font-size:15px;margin:1.2em 0 .3em}
 section p{max-width:900px}
 code{font-size:12.5px;background:var(--bg2);padding:0 3px;border-radius:3px}
 table{border-collapse:collapse;margin:.4em 0}
-td,th{border:1px solid var(--line);padding:3px 8px;font-size:13px;text-align:left;vertical-align:top}
+td,th{border:1px solid var(--line);padding:3px 7px;font-size:13px;text-align:left;vertical-align:top}
 th{background:var(--bg2);font-weight:600}
+table.runs td{white-space:nowrap}
 table.runs td.num,table.runs th.num{text-align:right;font-variant-numeric:tabular-nums}
 table.runs th{cursor:pointer;user-select:none;white-space:nowrap;position:sticky;top:0}
 table.runs th.sorted-asc::after{content:" \\25B2";font-size:10px}
@@ -37,7 +38,9 @@ table.runs tr:hover td{background:#eef6ff}
 table.runs tr.current td{background:#fff8c5}
 .tablewrap{max-height:520px;overflow:auto;border:1px solid var(--line)}
 .tablewrap table{margin:0}
-figure{margin:1.4em 0;padding:.6em;border:1px solid var(--line);border-radius:6px;background:#fff}
+#figures .figs{display:grid;grid-auto-flow:row dense;grid-template-columns:repeat(auto-fit,minmax(460px,1fr));gap:1em}
+#figures figure.wide{grid-column:1/-1}
+figure{margin:0;padding:.6em;border:1px solid var(--line);border-radius:6px;background:#fff;display:flex;flex-direction:column;justify-content:space-between}
 figure img{max-width:100%;display:block;margin:auto}
 figcaption,.caption{font-size:13px;color:var(--muted);max-width:900px;margin-top:.4em}
 figcaption.nodata{color:var(--bad)}
@@ -55,7 +58,9 @@ a.png{font-size:11px;color:var(--muted);margin-left:.4em}
 .run h3{font-size:17px}
 .run .grid2{display:flex;flex-wrap:wrap;gap:1em}
 .run .panel{flex:1 1 480px;min-width:320px}
-.run table.fields td:first-child{color:var(--muted)}
+.run .fields{display:grid;grid-template-columns:repeat(auto-fill,minmax(250px,1fr));gap:0 1.2em;font-size:12.5px;margin:.3em 0 1em}
+.run .fields div{border-bottom:1px solid #eee;padding:2px 0;overflow-wrap:anywhere}
+.run .fields span{color:var(--muted);margin-right:.5em}
 .run pre{font-size:12px;background:var(--bg2);padding:.5em;overflow:auto}
 .legend{font-size:12px;margin:.2em 0}.legend span{margin-right:1em;white-space:nowrap}
 """
@@ -146,13 +151,15 @@ function niceTicks(lo,hi,n){if(!(hi>lo)){return [lo];}var span=hi-lo,step=Math.p
   var err=n/span*step;if(err<=.15)step*=10;else if(err<=.35)step*=5;else if(err<=.75)step*=2;
   var t=[],v=Math.ceil(lo/step)*step;for(;v<=hi+1e-9*step;v+=step)t.push(+v.toPrecision(12));return t;}
 function scale(kind,lin){ // returns [forward,inverse-free tick maker,label]
-  if(kind==='log')return {f:function(v){return v>0?Math.log10(v):NaN;},ticks:function(lo,hi){var a=Math.floor(lo),b=Math.ceil(hi),
-    st=Math.max(1,Math.ceil((b-a)/7)),o=[];for(var k=a;k<=b;k+=st)o.push(k);return o;},lab:function(k){return '1e'+k;}};
+  if(kind==='log')return {f:function(v){return v>0?Math.log10(v):NaN;},ticks:function(lo,hi){var a=Math.ceil(lo),b=Math.floor(hi),o=[];
+    var st=[1,2,3,4,5,10,20,50].filter(function(s){return (b-a)/s<=7;})[0]||100;for(var k=Math.ceil(a/st)*st;k<=b;k+=st)o.push(k);return o;},
+    lab:function(k){return '1e'+k;}};
   if(kind==='symlog'){var c=lin||1e-8;return {f:function(v){return Math.sign(v)*Math.log10(1+Math.abs(v)/c);},
-    ticks:function(lo,hi){var o=[0],m=Math.max(Math.abs(lo),Math.abs(hi)),top=Math.floor(m),st=Math.max(1,Math.ceil(top/4));
-      for(var k=st;k<=top;k+=st){var val=c*Math.pow(10,k);if(hi>=k)o.push(Math.log10(1+val/c));if(lo<=-k)o.push(-Math.log10(1+val/c));}return o;},
+    ticks:function(lo,hi){var cand=[0],m=Math.ceil(Math.max(Math.abs(lo),Math.abs(hi)));for(var k=1;k<=m;k++){var u=Math.log10(1+Math.pow(10,k));cand.push(u,-u);}
+      cand=cand.filter(function(u){return u>=lo&&u<=hi;}).sort(function(x,y){return x-y;});var st=Math.max(1,Math.ceil(cand.length/7));
+      return cand.filter(function(u,i){return u===0||i%st===0;});},
     lab:function(u){if(u===0)return '0';var v=Math.sign(u)*c*(Math.pow(10,Math.abs(u))-1);return v.toExponential(0);}};}
-  return {f:function(v){return v;},ticks:function(lo,hi){return niceTicks(lo,hi,6);},lab:function(v){return fmtAny(v);}};}
+  return {f:function(v){return v;},ticks:function(lo,hi){var t=niceTicks(lo,hi,6);return kind==='int'?t.filter(function(v){return Number.isInteger(v);}):t;},lab:function(v){return fmtAny(v);}};}
 function plot(opts){ // opts: w,h,x:{kind},y:{kind,lin},series:[{x,y,color,mode,title,run}],xlabel,ylabel,cats
   var W=opts.w||480,H=opts.h||260,m={l:58,r:12,t:18,b:40},pw=W-m.l-m.r,ph=H-m.t-m.b;
   var X=opts.cats?null:scale(opts.x.kind),Y=scale(opts.y.kind,opts.y.lin);
@@ -206,16 +213,16 @@ var VIRIDIS=[[68,1,84],[59,82,139],[33,145,140],[94,201,98],[253,231,37]];
 function cmap(u){u=Math.max(0,Math.min(1,u))*(VIRIDIS.length-1);var i=Math.min(Math.floor(u),VIRIDIS.length-2),f=u-i,a=VIRIDIS[i],b=VIRIDIS[i+1];
   return 'rgb('+[0,1,2].map(function(k){return Math.round(a[k]+(b[k]-a[k])*f);}).join(',')+')';}
 function heatmap(s,title){var n=s.z.length,S=220,c=S/n,wrap=el('div',{class:'panel'},[el('b',{text:title})]);
-  var svg=sv('svg',{width:S+70,height:S+34,class:'heatmap'});var lo=Infinity,hi=-Infinity;
+  var root=sv('svg',{width:S+70,height:S+32,class:'heatmap'}),svg=sv('g',{transform:'translate(0,8)'},root);var lo=Infinity,hi=-Infinity;
   s.z.forEach(function(r){r.forEach(function(v){if(v!=null){lo=Math.min(lo,v);hi=Math.max(hi,v);}});});
   s.z.forEach(function(row,i){row.forEach(function(v,j){sv('rect',{x:i*c,y:(n-1-j)*c,width:c+.3,height:c+.3,fill:v==null?'#fff':cmap((v-lo)/((hi-lo)||1))},svg);});});
   var mid=(n-1)/2;sv('text',{x:mid*c+c/2,y:(n-1-mid)*c+c/2+5,'text-anchor':'middle',fill:'#fff','font-size':16},svg).textContent='★';
-  for(var k=0;k<=4;k++){sv('rect',{x:S+12,y:S-(k+1)*S/5,width:12,height:S/5,fill:cmap(k/4)},svg);}
-  sv('text',{x:S+28,y:S-2},svg).textContent=lo.toFixed(1);sv('text',{x:S+28,y:10},svg).textContent=hi.toFixed(1);
+  for(var k=0;k<40;k++){sv('rect',{x:S+10,y:S-(k+1)*S/40,width:12,height:S/40+.5,fill:cmap((k+.5)/40)},svg);}
+  sv('text',{x:S+26,y:S},svg).textContent=lo.toFixed(1);sv('text',{x:S+26,y:9},svg).textContent=hi.toFixed(1);
   sv('text',{x:0,y:S+16},svg).textContent='±'+fmt(Math.abs(s.a[0]),'num')+' along each direction';
-  wrap.appendChild(svg);return wrap;}
-function fieldsTable(r,keys){var t=el('table',{class:'fields'});keys.forEach(function(k){if(!(k in r))return;
-  var v=r[k];t.appendChild(el('tr',{},[el('td',{text:k}),el('td',{},[el('code',{text:typeof v==='number'?fmt(v,'num'):fmtAny(v)})])]));});return t;}
+  wrap.appendChild(root);return wrap;}
+function fieldsTable(r,keys){var t=el('div',{class:'fields'});keys.forEach(function(k){if(!(k in r))return;
+  var v=r[k];t.appendChild(el('div',{},[el('span',{text:k}),el('code',{text:typeof v==='number'?fmt(v,'num'):fmtAny(v)})]));});return t;}
 function renderRun(id){
   var r=BYID[id],box=document.getElementById('run-detail');box.innerHTML='';
   document.querySelectorAll('#runs-table tr.current').forEach(function(tr){tr.classList.remove('current');});
@@ -228,21 +235,19 @@ function renderRun(id){
   if(a.flow){var f=a.flow,ser=[{x:f.t,y:f.loss.map(function(v){return v==null?null:Math.max(v,1e-32);}),color:'#0969da',mode:'line'}];
     if(f.grad)ser.push({x:f.t,y:f.grad.map(function(v){return v==null?null:Math.max(v,1e-32);}),color:'#d62728',mode:'line'});
     var p=el('div',{class:'panel plot flow'},[el('b',{text:'Gradient flow'})]);
-    p.appendChild(plot({x:{kind:'log'},y:{kind:'log'},series:ser,xlabel:'time t',ylabel:'loss, ‖∇L‖∞',cls:'flow'}));
-    p.appendChild(legend([['loss (floored at 1e-32)','#0969da']].concat(f.grad?[['‖∇L‖ along the flow','#d62728']]:[])));grid.appendChild(p);}
+    p.appendChild(plot({x:{kind:'log'},y:{kind:'log'},series:ser,xlabel:'time t',ylabel:'loss, ‖∇L‖∞ (log)',cls:'flow'}));
+    p.appendChild(legend([['loss (floored at 1e-32)','#0969da']].concat(f.grad?[['‖∇L‖∞ along the flow','#d62728']]:[])));grid.appendChild(p);}
   if(a.eig){var e=a.eig,p2=el('div',{class:'panel plot spectrum'},[el('b',{text:'Hessian spectrum at the end point ('+e.n+' eigenvalues'+(e.i.length<e.n?', '+e.i.length+' shown':'')+')'})]);
-    p2.appendChild(plot({x:{kind:'lin'},y:{kind:'symlog',lin:1e-8},series:[{x:e.i,y:e.v,color:color(labelOf(r)),r:3}],xlabel:'eigenvalue number (sorted)',ylabel:'eigenvalue (symlog, linear within ±1e-8)',cls:'spectrum'}));grid.appendChild(p2);}
+    p2.appendChild(plot({x:{kind:'int'},y:{kind:'symlog',lin:1e-8},series:[{x:e.i,y:e.v,color:color(labelOf(r)),r:3}],xlabel:'eigenvalue number (sorted)',ylabel:'eigenvalue (symlog, linear within ±1e-8)',cls:'spectrum'}));grid.appendChild(p2);}
   sec.appendChild(grid);
   if(a.slice_eig||a.slice_random){var g2=el('div',{class:'grid2 slices'});
     if(a.slice_eig)g2.appendChild(heatmap(a.slice_eig,'log10(L − min L): plane of Hessian eigenvectors v₁, v₂'));
     if(a.slice_random)g2.appendChild(heatmap(a.slice_random,'log10(L − min L): filter-normalised random plane'));sec.appendChild(g2);}
   if(!a.flow&&!a.eig&&!a.slice_eig&&!a.slice_random&&!r.error)sec.appendChild(el('p',{class:'caption',text:'This kind stores no per-run arrays (flow, spectrum, slices); its fields follow.'}));
   var red=D.reductionFields.filter(function(k){return k in r;});
-  var g3=el('div',{class:'grid2'});
   var rest=Object.keys(r).filter(function(k){return red.indexOf(k)<0&&k!=='traceback'&&k!=='error'&&k!=='reason';}).sort();
-  g3.appendChild(el('div',{class:'panel'},[el('b',{text:'Fields'}),fieldsTable(r,rest)]));
-  if(red.length)g3.appendChild(el('div',{class:'panel'},[el('b',{text:'Reduction / family'}),fieldsTable(r,red)]));
-  sec.appendChild(g3);box.appendChild(sec);return sec;}
+  if(red.length)sec.appendChild(el('div',{},[el('b',{text:'Reduction / family'}),fieldsTable(r,red)]));
+  sec.appendChild(el('div',{},[el('b',{text:'All fields of the record'}),fieldsTable(r,rest)]));box.appendChild(sec);return sec;}
 function onHash(){var h=decodeURIComponent(location.hash||'');if(h.indexOf('#run-')===0){var s=renderRun(h.slice(5));if(s)s.scrollIntoView();}}
 window.addEventListener('hashchange',onHash);
 

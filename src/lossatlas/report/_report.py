@@ -45,6 +45,8 @@ RUN_COLUMNS = (
 REDUCTION_FIELDS = ("r_star", "reduced_width", "subspace_dim", "on_expansion_manifold", "reduction_distance",
                     "subspace_key", "reduction_error", "branch", "branch_index", "codim", "dim", "morse_bott",
                     "family")
+#: Figures drawn across the whole page width (the others two by two).
+_WIDE_FIGURES = ("slices", "census_losses")
 #: Record fields never inlined (bulky or internal).
 _SKIP_FIELDS = ("array_names",)
 
@@ -182,7 +184,9 @@ def _slice(z, axis, side: int) -> dict | None:
 def _page_data(store: Store, records: list[dict]) -> dict:
     """The runs (their scalar fields) and their downsampled arrays, for the page's script."""
     present = {k for r in records for k in r}
-    columns = [{"key": k, "title": t, "type": ty} for k, t, ty in RUN_COLUMNS if k in present]
+    all_ok = all(r.get("run_status", "ok") == "ok" for r in records)
+    columns = [{"key": k, "title": t, "type": ty} for k, t, ty in RUN_COLUMNS
+               if k in present and not (k == "run_status" and all_ok)]
     n_flow, n_eig, side = _budget(len(records))
     runs, arrays = [], {}
     for r in records:
@@ -229,13 +233,14 @@ def _summary_words(spec, kind, df, rows: list[dict], lines: list[str], figs: lis
     ok = df[df["run_status"] == "ok"] if "run_status" in df else df
     failed = n - len(ok)
     widths = sorted({str(w) for w in df["width"]}, key=_width_key) if "width" in df else []
-    out = [f"<b>{_plural(n, 'run')}</b> of the <code>{e(kind.name)}</code> kind ({e(kind.title)}): "
+    out = [f"<p><b>{_plural(n, 'run')}</b> of the <code>{e(kind.name)}</code> kind ({e(kind.title)}): "
            f"{_plural(len(widths), 'width')} ({e(', '.join(widths))}) × {_plural(spec.run.seeds, 'seed')}. "
-           f"<b>{len(ok)} finished</b>" + (f", <b class='bad'>{failed} failed</b>." if failed else ", none failed.")]
+           f"<b>{len(ok)} finished</b>"
+           + (f", <b class='bad'>{failed} failed</b>.</p>" if failed else ", none failed.</p>")]
     if failed and "error" in df:
         errs = df.loc[df["run_status"] != "ok", "error"].astype(str).value_counts().head(3)
-        out.append("What failed: " + "; ".join(f"<code>{e(k)}</code> ({v}×)" for k, v in errs.items())
-                   + ". Each failed run's traceback is in its section of the runs table.")
+        out.append("<p>What failed: " + "; ".join(f"<code>{e(k)}</code> ({v}×)" for k, v in errs.items())
+                   + ". Each failed run's traceback is in its section of the runs table.</p>")
     heads = []
     if rows and all("global_fraction" in r and "runs" in r for r in rows):
         per = ", ".join(f"m = {e(str(r['width']))}: {round(r['global_fraction'] * (r['runs'] - r.get('failed', 0)))}"
@@ -243,8 +248,9 @@ def _summary_words(spec, kind, df, rows: list[dict], lines: list[str], figs: lis
         heads.append(f"Global minima reached per width: {per}.")
     if "label" in ok and len(ok):
         counts = ok["label"].value_counts()
-        heads.append("End points: " + ", ".join(f"{v} {e(str(k).replace('_', ' '))}" for k, v in counts.items())
-                     + ".")
+        heads.append("End-point labels: " + ", ".join(
+            f"<i class='dot' style='background:{LABEL_COLORS.get(str(k), '#555')}'></i>{e(str(k).replace('_', ' '))} "
+            f"<b>{v}</b>" for k, v in counts.items()) + ".")
     if "converged" in ok and len(ok):
         conv = int(ok["converged"].astype(bool).sum())
         words = (f"{conv} of {len(ok)} end points converged (‖∇L‖∞ ≤ max(gtol, round-off floor))")
@@ -259,12 +265,12 @@ def _summary_words(spec, kind, df, rows: list[dict], lines: list[str], figs: lis
         heads.append(f"Total compute {ok['wall_time'].astype(float).sum():.1f} s "
                      f"(median {ok['wall_time'].astype(float).median():.2f} s per run).")
     if heads:
-        out.append(" ".join(heads))
-    out += [e(line) for line in lines]
+        out.append("<ul class='heads'>" + "".join(f"<li>{h}</li>" for h in heads) + "</ul>")
+    out += [f"<p>{e(line)}</p>" for line in lines]
     empty = [f.name for f in figs if not f.has_data]
     if empty:
-        out.append("<span class='bad'>Figures without data: " + ", ".join(e(x) for x in empty)
-                   + "</span> (their captions say why).")
+        out.append("<p><span class='bad'>Figures without data: " + ", ".join(e(x) for x in empty)
+                   + "</span> (their captions say why).</p>")
     return out
 
 
@@ -289,7 +295,8 @@ def _figure_html(f: Figure, root: Path) -> str:
         src = rel
     cls = "" if f.has_data else " class='nodata'"
     flag = "" if f.has_data else "<b class='bad'>No data.</b> "
-    return (f"<figure id='fig-{e(f.name)}' data-figure='{e(f.name)}' data-has-data='{int(f.has_data)}'>"
+    wide = " class='wide'" if f.name in _WIDE_FIGURES else ""
+    return (f"<figure id='fig-{e(f.name)}'{wide} data-figure='{e(f.name)}' data-has-data='{int(f.has_data)}'>"
             f"<img src='{src}' alt='{e(f.name)}' loading='eager'>"
             f"<figcaption{cls}><b>{e(f.name.replace('_', ' '))}.</b> {flag}{e(f.caption)} "
             f"<a class='png' href='{e(rel)}'>{e(rel)}</a></figcaption></figure>")
@@ -309,8 +316,9 @@ def _html(spec, kind, df, rows, tables: list[Table], lines: list[str], figs: lis
         "<a href='#overview'>runs at a glance</a> <a href='#runs'>runs</a> <a href='#tables'>tables</a> "
         "<a href='#spec'>spec</a></nav><main>",
         f"<h1>{e(spec.name)} <small>lossatlas atlas · {e(kind.name)}</small></h1>",
-        "<section id='summary'><h2>Summary</h2>", *[f"<p>{w}</p>" for w in words], "</section>",
-        "<section id='figures'><h2>Figures</h2>", *[_figure_html(f, root) for f in figs], "</section>",
+        "<section id='summary'><h2>Summary</h2>", *words, "</section>",
+        "<section id='figures'><h2>Figures</h2><div class='figs'>", *[_figure_html(f, root) for f in figs],
+        "</div></section>",
         "<section id='overview'><h2>Runs at a glance</h2><div id='overview-plot' class='plot'></div>"
         "<p class='caption'>Final loss of every run (log scale; losses ≤ 1e-32, including round-off "
         "negatives, are drawn at 1e-32), per width, coloured by label. Hover a point to see its run, click it "
