@@ -35,7 +35,8 @@ def main() -> None:
         best = min(_timed(symmetry_counts, 7, m) for _ in range(3))
         rows.append({"r": 7, "m": m, "seconds": best})
         print(f"r = 7, m = {m:5d}: {best:.3f} s")
-    write_json(args.out, {"benchmark": "count_speed", "limit_m": MAX_COUNT_M, "rows": rows,
+    write_json(args.out, {"schema": "lossatlas.benchmark.count_speed/1", "benchmark": "count_speed",
+                          "limit_m": MAX_COUNT_M, "rows": rows,
                           "environment": environment()})
 
 

@@ -17,6 +17,7 @@ from ._census import (
     CensusResult as CensusResult,
     IntervalMethod as IntervalMethod,
     Orbit as Orbit,
+    check_census_size as check_census_size,
     run_census as run_census,
     zero_loss_tolerance as zero_loss_tolerance,
 )

@@ -42,7 +42,7 @@ def census(
         raise InputError(f"--interval must be wilson or clopper-pearson, got {interval!r}.")
     if init_scale is not None and not (init_scale > 0 and init_scale < float("inf")):
         raise InputError(f"--init-scale must be a finite number > 0, got {init_scale}.")
-    from ..census._census import check_census_size
+    from ..census import check_census_size
 
     check_census_size(starts, k * n)  # before the progress bar: one error line
 

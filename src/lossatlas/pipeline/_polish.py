@@ -16,6 +16,7 @@ from ..landscape import Landscape
 from ..solvers import (
     RESULTS,
     Classification,
+    NewtonMR,
     NewtonTrustRegion,
     SaddleNewton,
     classify as _classify,
@@ -95,9 +96,12 @@ def polish(
 
     - ``"flow-newton"`` (default): gradient flow until ``||∇L||_∞ ≤ handoff_tol`` (or `t1`), then
       :class:`~lossatlas.solvers.SaddleNewton` (Levenberg-Marquardt on ``∇L = 0``), which converges
-      to the critical point the flow was approaching — minimum or saddle;
+      to the critical point the flow was approaching — minimum or saddle; above
+      ``policy.DENSE_LIMIT`` parameters the matrix-free :class:`~lossatlas.solvers.NewtonMR`
+      (Hessian-vector products only) takes its place;
     - ``"newton"``: :class:`~lossatlas.solvers.NewtonTrustRegion` from ``theta0`` (descends to minima);
-    - ``"saddle"``: :class:`~lossatlas.solvers.SaddleNewton` from ``theta0``;
+    - ``"saddle"``: :class:`~lossatlas.solvers.SaddleNewton` (above the dense limit
+      :class:`~lossatlas.solvers.NewtonMR`) from ``theta0``;
     - ``"adam"``: `adam_steps` of Adam, then the trust region.
 
     **The policy** (constants in :mod:`lossatlas.pipeline.policy`), the same for every caller:
@@ -156,8 +160,12 @@ def polish(
                        record_every=100, gtol=gtol)
         tm["adam"] = time.perf_counter() - t
         start = np.asarray(run.theta)
-    primary, producer = ((NewtonTrustRegion(gtol=gtol), Producer.trust_region_newton)
-                         if method in ("newton", "adam") else (SaddleNewton(gtol=gtol), Producer.saddle_newton))
+    if method in ("newton", "adam"):  # a minimiser: dense trust region, Steihaug-CG beyond the dense limit
+        primary, producer = NewtonTrustRegion(gtol=gtol, dense_limit=_policy.DENSE_LIMIT), Producer.trust_region_newton
+    elif ls.n_params > _policy.DENSE_LIMIT:  # critical points of any index, matrix-free
+        primary, producer = NewtonMR(gtol=gtol), Producer.newton_mr
+    else:
+        primary, producer = SaddleNewton(gtol=gtol), Producer.saddle_newton
 
     def run_solver(solver, prod, theta, n):
         t = time.perf_counter()

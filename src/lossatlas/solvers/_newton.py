@@ -337,7 +337,7 @@ def _power_norm(ls, theta, tr, iters=20):
     lam = 0.0
     for _ in range(iters):
         v /= np.linalg.norm(v)
-        w = np.asarray(ls.hvp(jnp.asarray(theta), jnp.asarray(v)))
+        w = np.array(ls.hvp(jnp.asarray(theta), jnp.asarray(v)))  # a writable copy: v is scaled in place
         tr.num_hvp += 1
         lam = float(np.linalg.norm(w))
         v = w
