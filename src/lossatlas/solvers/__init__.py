@@ -19,4 +19,5 @@ from ._newton import (
     find_critical_point as find_critical_point,
 )
 from ._newton_mr import NewtonMR as NewtonMR
+from ._pattern import PatternNewton as PatternNewton
 from ._results import RESULTS as RESULTS, CriticalPointSolution as CriticalPointSolution, SolverStats as SolverStats

@@ -45,6 +45,14 @@ class RESULTS(enum.Enum):
         "on empirical losses)."
     )
 
+    kink = (
+        "The limit lies on a kink, not at a smooth critical point: some pre-activations are 0 "
+        "there (the activation is not differentiable), so the gradient does not vanish. See "
+        "`stats.details['clarke']` for the samples and neurons at the kink and the Clarke "
+        "stationarity measure (distance from 0 to the convex hull of the one-sided gradients; "
+        "≈ 0 means a Clarke-stationary kink point)."
+    )
+
     def is_successful(self) -> bool:
         """True for `successful` and `roundoff_floor`."""
         return self in (RESULTS.successful, RESULTS.roundoff_floor)
