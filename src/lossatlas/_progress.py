@@ -64,6 +64,16 @@ class Budget:
     def expired(self) -> bool:
         return self.deadline is not None and time.perf_counter() >= self.deadline
 
+    def part(self, fraction: float) -> Budget:
+        """A budget sharing this one's start and progress callback whose deadline comes after
+        `fraction` of this one's `max_time` (never later than this one's); unlimited stays unlimited."""
+        sub = Budget(None, self.progress, interval=self.interval, start=self.start)
+        if self.max_time is not None:
+            sub.max_time = self.max_time * float(fraction)
+            sub.deadline = min(self.deadline, self.start + sub.max_time)
+        sub._last = self._last
+        return sub
+
     def report(self, stage: str, steps: int, loss: float, grad_norm_inf: float, t: float | None = None,
                *, force: bool = False) -> None:
         if self.progress is None:

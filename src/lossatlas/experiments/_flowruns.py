@@ -125,6 +125,7 @@ class FlowKind(ExperimentKind):
         folder.mkdir(exist_ok=True)
         out = {}
         runs = {r.run_id: r for r in self.runs(spec)}
+        layouts = {}  # one landscape per shape (per run with frozen arrays: their values are the run's own)
         for rec in store.records():
             r = runs.get(rec.get("run_id"))
             if r is None or rec.get("run_status") != "ok":
@@ -134,8 +135,10 @@ class FlowKind(ExperimentKind):
                 theta = store.arrays(r.run_id).get("theta")
                 if theta is None:
                     continue
-                ls, _ = self.build(r)
-                save_network(path, ls.unravel(jnp.asarray(theta)))
+                key = r.run_id if spec.student.freeze else r.group
+                if key not in layouts:
+                    layouts[key] = self.build(r)[0]
+                save_network(path, layouts[key].unravel(jnp.asarray(theta)))
             out[f"endpoint:{r.run_id}"] = path
         return out
 

@@ -17,6 +17,7 @@ class Producer(enum.Enum):
     saddle_newton = "saddle_newton"
     trust_region_newton = "trust_region_newton"
     newton_mr = "newton_mr"
+    pattern_newton = "pattern_newton"
     symmetry_projection = "symmetry_projection"
 
 

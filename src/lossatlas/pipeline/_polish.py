@@ -13,11 +13,13 @@ from .._progress import Budget, ProgressFn
 from ..curvature import lanczos_extreme, raw_hessian
 from ..dynamics import FlowSolution, gradient_flow, optimise
 from ..landscape import Landscape
+from ..models import is_smooth
 from ..solvers import (
     RESULTS,
     Classification,
     NewtonMR,
     NewtonTrustRegion,
+    PatternNewton,
     SaddleNewton,
     classify as _classify,
     find_critical_point,
@@ -29,7 +31,7 @@ from ._reduction import polish_through_reduction
 
 #: Results after which no other solver is tried: the iterates left for infinity or broke down,
 #: or the time budget is gone.
-_FINAL = (RESULTS.diverging, RESULTS.diverged, RESULTS.nonfinite, RESULTS.time_limit_reached)
+_FINAL = (RESULTS.diverging, RESULTS.diverged, RESULTS.nonfinite, RESULTS.time_limit_reached, RESULTS.kink)
 
 
 def _spectrum_ends(ls: Landscape, theta) -> tuple[float, float]:
@@ -98,7 +100,10 @@ def polish(
       :class:`~lossatlas.solvers.SaddleNewton` (Levenberg-Marquardt on ``∇L = 0``), which converges
       to the critical point the flow was approaching — minimum or saddle; above
       ``policy.DENSE_LIMIT`` parameters the matrix-free :class:`~lossatlas.solvers.NewtonMR`
-      (Hessian-vector products only) takes its place;
+      (Hessian-vector products only) takes its place, and for kinked activations (relu,
+      leaky_relu, abs) :class:`~lossatlas.solvers.PatternNewton` (Newton on the smooth loss of the
+      current activation pattern; ``RESULTS.kink`` with the Clarke stationarity measure when the
+      limit lies on a kink);
     - ``"newton"``: :class:`~lossatlas.solvers.NewtonTrustRegion` from ``theta0`` (descends to minima);
     - ``"saddle"``: :class:`~lossatlas.solvers.SaddleNewton` (above the dense limit
       :class:`~lossatlas.solvers.NewtonMR`) from ``theta0``;
@@ -118,7 +123,8 @@ def polish(
 
     **Budgets:** `max_steps` bounds each Newton run (default 200; the minimiser fallback gets
     1000); `max_time` (seconds) bounds the whole call: every stage checks the deadline between
-    steps (the flow between chunks of 512 steps), and a run that runs out ends with
+    steps (the flow between chunks of 512 steps, and within ``FLOW_TIME_FRACTION`` of the budget,
+    so that Newton always gets the rest), and a run that runs out ends with
     ``RESULTS.time_limit_reached``. Adam runs its `adam_steps` in one compiled loop and checks
     the deadline only after it. `progress` is called with a :class:`lossatlas.Progress` about
     twice a second.
@@ -150,8 +156,9 @@ def polish(
         raise InputError("`flow` must be a gradient flow from `theta0`, with method='flow-newton'.")
     if method == "flow-newton":
         t = time.perf_counter()
-        if flow is None:
-            flow = gradient_flow(ls, theta0, t1=t1, solver=flow_solver, steady_tol=handoff_tol, budget=budget)
+        if flow is None:  # the flow gets part of a time budget: Newton always gets its turn
+            flow = gradient_flow(ls, theta0, t1=t1, solver=flow_solver, steady_tol=handoff_tol,
+                                 budget=budget.part(_policy.FLOW_TIME_FRACTION))
         tm["flow"] = time.perf_counter() - t
         start = np.asarray(flow.theta)
     elif method == "adam":
@@ -164,6 +171,8 @@ def polish(
         primary, producer = NewtonTrustRegion(gtol=gtol, dense_limit=_policy.DENSE_LIMIT), Producer.trust_region_newton
     elif ls.n_params > _policy.DENSE_LIMIT:  # critical points of any index, matrix-free
         primary, producer = NewtonMR(gtol=gtol), Producer.newton_mr
+    elif not ls.is_population and not is_smooth(ls.model.activation):  # Newton per activation pattern
+        primary, producer = PatternNewton(gtol=gtol), Producer.pattern_newton
     else:
         primary, producer = SaddleNewton(gtol=gtol), Producer.saddle_newton
 

@@ -18,6 +18,11 @@ HANDOFF_TOL = 1e-6
 #: Final time of the gradient flow of ``method="flow-newton"``.
 FLOW_T1 = 1e6
 
+#: Share of a time budget (``max_time``) the gradient flow of ``method="flow-newton"`` may use;
+#: Newton gets the rest (a flow that crawls, e.g. across the kinks of a relu net, would otherwise
+#: take all of it).
+FLOW_TIME_FRACTION = 0.5
+
 #: Newton steps of the first polish, and of the trust-region minimiser fallback.
 NEWTON_STEPS = 200
 FALLBACK_STEPS = 1000

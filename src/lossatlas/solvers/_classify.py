@@ -220,8 +220,11 @@ def classify(
         Hraw = raw_hessian(ls, theta)
         # Measured round-off (other exact code paths), and a floor for Hessians that vanish by
         # cancellation of terms of the loss's size: ε p |L| / max(1, ||θ||_∞)² (curvature units).
-        asym = max(hessian_roundoff(ls, theta, Hraw),
-                   _EPS * p * abs(loss) / max(1.0, float(jnp.max(jnp.abs(theta)))) ** 2)
+        # A point that is clearly not critical (||∇L||_∞ above a given grad_tol) gets the cheap
+        # bound ||H − Hᵀ|| only: its spectrum is reported, never used for its label.
+        measured = (hessian_roundoff(ls, theta, Hraw) if grad_tol is None or gn_inf <= grad_tol
+                    else float(np.linalg.norm(Hraw - Hraw.T, 2)))
+        asym = max(measured, _EPS * p * abs(loss) / max(1.0, float(jnp.max(jnp.abs(theta)))) ** 2)
         H = 0.5 * (Hraw + Hraw.T)
         lam, V = np.linalg.eigh(H)
         scale = float(np.max(np.abs(lam))) if lam.size else 0.0
