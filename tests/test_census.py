@@ -245,6 +245,24 @@ def test_census_k7_finds_the_published_spurious_minimum(k7_minimum):
     assert res.unconverged == 0
 
 
+def test_census_k7_against_the_published_2021_runs():
+    """k = n = 7, 500 starts (the authors' own count): the lowest spurious loss equals the published
+    one to its 10 digits, and the spurious fraction is consistent with their 27/500 (Fisher's exact
+    test; the two censuses are independent samples, ours deterministic in its seed, so p is a fixed
+    number: a p below 0.01 would mean a different landscape or a different descent)."""
+    from scipy.stats import fisher_exact
+
+    res = run_census(7, 7, starts=500, seed=0)
+    assert res.unconverged == 0
+    spurious = [o for o in res.orbits if o.label is Label.minimum]
+    assert spurious
+    low = min(o.loss for o in spurious)
+    assert abs(low - 0.0232027149) <= TOL["published_10_decimals"]
+    n_sp = res.spurious_count
+    p = fisher_exact([[n_sp, 500 - n_sp], [27, 500 - 27]]).pvalue
+    assert p >= TOL["published_fraction_fisher_p"], (n_sp, p)
+
+
 @pytest.mark.slow
 def test_unbatched_census_agrees_with_batched():
     a = run_census(6, 6, starts=6, seed=3, batched=True)

@@ -73,6 +73,11 @@ TOL = {
     # Newton, and the census end point): both within 1e-10 in gradient, so ~1e-18 in loss;
     # 1e-12 absolute is the 8-digit comparison the issue asks for with room to spare.
     "census_loss_atol": 1e-12,
+    # A number published to 10 decimals: half a unit of its last digit.
+    "published_10_decimals": 5e-11,
+    # Fisher's exact test of our census fraction against a published one (independent samples,
+    # ours fixed by its seed): below this p the two would disagree beyond sampling error.
+    "published_fraction_fisher_p": 0.01,
 }
 # --- recovery (issue 7) ---
 # Loss at points of Q* built from the affine branch equations: the teacher function is reproduced

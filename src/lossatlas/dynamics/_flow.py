@@ -195,7 +195,11 @@ def _loss_grad_along(ls, thetas):
     return np.asarray(L), np.asarray(g)
 
 
-def _diffrax_solve_impl(ls, theta0, ts, solver_name, rtol, atol, steady_tol, max_steps):
+def _diffeqsolve(ls, t0, y0, ts_save, solver_name, rtol, atol, steady_tol, max_steps, states=None):
+    """The gradient flow from ``(t0, y0)`` to ``ts_save[-1]`` with a steady-state event, saved at
+    `ts_save` (times before ``t0`` clipped to it) and at the stop. `states`: ``None`` for a fresh
+    solve, or ``(solver_state, controller_state)`` to continue one (and save the new states).
+    Returns the diffrax solution and a status code (0 t1, 1 steady state, 2 step budget, 3 failed)."""
     term = diffrax.ODETerm(lambda t, y, args: -jax.grad(ls.objective)(y))
     solver = {"tsit5": diffrax.Tsit5, "dopri5": diffrax.Dopri5, "kvaerno5": diffrax.Kvaerno5,
               "kencarp4": diffrax.KenCarp4}[solver_name]()
@@ -203,16 +207,23 @@ def _diffrax_solve_impl(ls, theta0, ts, solver_name, rtol, atol, steady_tol, max
     def cond(t, y, args, **kwargs):
         return jnp.max(jnp.abs(jax.grad(ls.objective)(y))) <= steady_tol
 
+    go_on = {} if states is None else {"solver_state": states[0], "controller_state": states[1], "made_jump": False}
     sol = diffrax.diffeqsolve(
-        term, solver, t0=ts[0], t1=ts[-1], dt0=None, y0=theta0,
-        saveat=diffrax.SaveAt(ts=ts, t1=True),
+        term, solver, t0=t0, t1=ts_save[-1], dt0=None, y0=y0,
+        saveat=diffrax.SaveAt(ts=jnp.maximum(ts_save, t0), t1=True, solver_state=states is not None,
+                              controller_state=states is not None),
         stepsize_controller=diffrax.PIDController(rtol=rtol, atol=atol),
-        event=diffrax.Event(cond), max_steps=max_steps, throw=False,
+        event=diffrax.Event(cond), max_steps=max_steps, throw=False, **go_on,
     )
     R = diffrax.RESULTS
     code = jnp.where(sol.result == R.successful, 0,
                      jnp.where(sol.result == R.event_occurred, 1,
                                jnp.where(sol.result == R.max_steps_reached, 2, 3)))
+    return sol, code
+
+
+def _diffrax_solve_impl(ls, theta0, ts, solver_name, rtol, atol, steady_tol, max_steps):
+    sol, code = _diffeqsolve(ls, ts[0], theta0, ts, solver_name, rtol, atol, steady_tol, max_steps)
     return sol.ts, sol.ys, code, sol.stats["num_steps"]
 
 
@@ -241,24 +252,8 @@ def _diffrax_chunk(ls, t0, y0, ts_save, solver_state, controller_state, solver_n
                    chunk_steps):
     """At most `chunk_steps` steps of the flow from ``(t0, y0)`` towards ``ts_save[-1]``, continuing
     with the given solver and controller states; save times before ``t0`` are clipped to it."""
-    term = diffrax.ODETerm(lambda t, y, args: -jax.grad(ls.objective)(y))
-    solver = {"tsit5": diffrax.Tsit5, "dopri5": diffrax.Dopri5, "kvaerno5": diffrax.Kvaerno5,
-              "kencarp4": diffrax.KenCarp4}[solver_name]()
-
-    def cond(t, y, args, **kwargs):
-        return jnp.max(jnp.abs(jax.grad(ls.objective)(y))) <= steady_tol
-
-    sol = diffrax.diffeqsolve(
-        term, solver, t0=t0, t1=ts_save[-1], dt0=None, y0=y0,
-        saveat=diffrax.SaveAt(ts=jnp.maximum(ts_save, t0), t1=True, solver_state=True, controller_state=True),
-        stepsize_controller=diffrax.PIDController(rtol=rtol, atol=atol),
-        event=diffrax.Event(cond), max_steps=chunk_steps, throw=False,
-        solver_state=solver_state, controller_state=controller_state, made_jump=False,
-    )
-    R = diffrax.RESULTS
-    code = jnp.where(sol.result == R.successful, 0,
-                     jnp.where(sol.result == R.event_occurred, 1,
-                               jnp.where(sol.result == R.max_steps_reached, 2, 3)))
+    sol, code = _diffeqsolve(ls, t0, y0, ts_save, solver_name, rtol, atol, steady_tol, chunk_steps,
+                             (solver_state, controller_state))
     return sol.ts, sol.ys, code, sol.stats["num_steps"], sol.solver_state, sol.controller_state
 
 
