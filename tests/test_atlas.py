@@ -185,6 +185,7 @@ def test_resume_after_kill_9(tmp_path):
         assert p.stat().st_mtime_ns == mtime and p.read_bytes() == content
 
 
+@pytest.mark.slow  # the default run keeps a faster case of the same check (issue 17: suite under 5 min)
 def test_dask_executor_survives_a_killed_worker(tmp_path):
     distributed = pytest.importorskip("dask.distributed")
     spec = load_spec(_spec(tmp_path, seeds=2))

@@ -78,7 +78,7 @@ def test_polish_stops_within_its_time_limit_and_reports_progress():
     this plateau-rich problem within the budget) stops at the deadline plus one chunk of steps."""
     ls, _ = _erf_problem(m=6, n=400)
     seen = []
-    la.polish(ls, ls.ravel(), max_time=30.0, classify_point=False)  # compiles what follows
+    la.polish(ls, ls.ravel(), max_time=0.1, classify_point=False)  # compiles the chunked flow
     t0 = time.perf_counter()
     end = la.polish(ls, ls.ravel(), t1=1e12, handoff_tol=1e-15, max_time=1.5, progress=seen.append,
                     classify_point=False)
@@ -136,32 +136,29 @@ def relu_files(tmp_path_factory):
     return folder
 
 
-def test_find_honours_its_time_limit_with_progress_and_exit_code(relu_files):
-    """`lossatlas find --time-limit 8` on a ReLU net returns within the limit plus slack, with
-    exit 0 and converged true or exit 3 and converged false, and shows progress on stderr."""
+def test_find_honours_its_time_limit_with_progress_and_exit_code(relu_files, capsys):
+    """`lossatlas find --time-limit` on a ReLU net: exit 0 with converged true or exit 3 with converged
+    false; the command as a user runs it returns within the limit plus start-up and compilation,
+    shows its progress on stderr and says what happened; --quiet and --json show none."""
     t0 = time.perf_counter()
     p = subprocess.run([sys.executable, "-m", "lossatlas", "find", "--model", str(relu_files / "net.npz"),
-                        "--data", str(relu_files / "data.npz"), "--time-limit", "8", "--json"],
+                        "--data", str(relu_files / "data.npz"), "--time-limit", "8"],
                        capture_output=True, text=True, timeout=300)
     took = time.perf_counter() - t0
     assert p.returncode in (0, 3), p.stderr
-    doc = json.loads(p.stdout)
-    assert doc["converged"] is (p.returncode == 0)
-    for k in ("distance_moved", "relative_distance_moved", "max_weight_growth", "polish_method"):
-        assert k in doc
     assert took < 8 + 60, took  # the limit, plus start-up and compilation on a loaded machine
-    # the human form shows progress (after 2 s) and says what happened
-    p = subprocess.run([sys.executable, "-m", "lossatlas", "find", "--model", str(relu_files / "net.npz"),
-                        "--data", str(relu_files / "data.npz"), "--time-limit", "6"],
-                       capture_output=True, text=True, timeout=300)
-    assert p.returncode in (0, 3), p.stderr
-    assert "lossatlas find:" in p.stderr and "‖∇L‖∞" in p.stderr
+    assert "lossatlas find:" in p.stderr and "‖∇L‖∞" in p.stderr  # the progress line (after 2 s)
     if p.returncode == 3:
         assert "No critical point reached" in p.stdout and "Try:" in p.stdout
-    q = subprocess.run([sys.executable, "-m", "lossatlas", "find", "--model", str(relu_files / "net.npz"),
-                        "--data", str(relu_files / "data.npz"), "--time-limit", "4", "--quiet"],
-                       capture_output=True, text=True, timeout=300)
-    assert "lossatlas find:" not in q.stderr
+    code = main(["find", "--model", str(relu_files / "net.npz"), "--data", str(relu_files / "data.npz"),
+                 "--time-limit", "4", "--json"])
+    out, err = capsys.readouterr()
+    doc = json.loads(out)
+    assert code in (0, 3) and doc["converged"] is (code == 0)
+    assert doc["polish_method"] == "pattern_newton"  # what actually produced the point
+    for k in ("distance_moved", "relative_distance_moved", "max_weight_growth"):
+        assert k in doc and doc[k] >= 0
+    assert "lossatlas find:" not in err
 
 
 def test_find_refuses_a_bad_time_limit(capsys, relu_files):

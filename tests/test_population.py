@@ -299,7 +299,7 @@ def test_hessian_matches_finite_differences_of_grad(act):
         np.testing.assert_allclose(H, H.T, rtol=0, atol=TOL["exact_atol"] * scale, err_msg=name)
 
 
-@pytest.mark.parametrize("act", ACTS)
+@pytest.mark.parametrize("act", [pytest.param("erf", marks=pytest.mark.slow), "relu"])
 def test_hessian_at_zero_loss_equals_gauss_newton_monte_carlo(act):
     """At student = teacher the residual vanishes, so ∇²L = E[JᵀJ] with J = ∂f/∂θ; this is
     an independent check of the Hessian exactly at a_i = b_i (relu's t = 1 singular set)."""
@@ -323,7 +323,7 @@ def test_hessian_at_zero_loss_equals_gauss_newton_monte_carlo(act):
     assert_within_mc(H, mean, se)
 
 
-@pytest.mark.parametrize("act", ACTS)
+@pytest.mark.parametrize("act", [pytest.param("erf", marks=pytest.mark.slow), "relu"])
 def test_zero_row_is_finite_and_a_dead_neuron(act):
     V1, V2 = teacher(3)
     rng = np.random.default_rng(8)
@@ -389,7 +389,7 @@ def test_relu_single_neuron_scaled_teacher(c):
     np.testing.assert_allclose(L, expected, rtol=TOL["exact_rtol"], atol=TOL["exact_atol"])
 
 
-@pytest.mark.parametrize("n", [2, 3, 5])
+@pytest.mark.parametrize("n", [2, 3, pytest.param(5, marks=pytest.mark.slow)])
 def test_relu_committee_machine_missing_units(n):
     """Teacher V1 = I_n, V2 = 1ᵀ (soft committee). A student equal to the teacher's first
     unit leaves the residual Σ_{i≥2} relu(x_i), a sum of n−1 independent half-normals:

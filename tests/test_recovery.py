@@ -725,6 +725,7 @@ def test_bias_local_recovery_on_curved_morse_bott_component():
     assert above.probability == 1.0
 
 
+@pytest.mark.slow  # the default run keeps a faster case of the same check (issue 17: suite under 5 min)
 def test_bias_flow_rate_curved_morse_bott_component_is_exponential():
     T = bias_teacher(1, GEN)
     b = next(b for b in enumerate_branches(2, 1, 1, GEN, bias=True) if b.label == "T1{1} C{2}")

@@ -242,6 +242,7 @@ def test_tight_example_construction(n):
     assert prune(net, data, 1e-3).widths_after == (n * n // 4,)
 
 
+@pytest.mark.slow  # the default run keeps a faster case of the same check (issue 17: suite under 5 min)
 def test_tight_example_plateau_value_reached_at_width_n2_over_4():
     ex = bipartite_tight_example(4)
     lam = 5e-4  # = the notes' λ = 1e-3 with C = (1/N)||·||²: loss/λ is the same number

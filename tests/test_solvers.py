@@ -65,6 +65,7 @@ def test_newton_converges_quadratically(narrow_min):
     assert slope >= TOL["newton_order_min"], (slope, h)
 
 
+@pytest.mark.slow  # the default run keeps a faster case of the same check (issue 17: suite under 5 min)
 def test_flow_endpoint_equals_polished_point(narrow_min):
     ls, sol = narrow_min
     rng = np.random.default_rng(3)
@@ -118,6 +119,7 @@ def test_bdf_flow_survives_scipy_event_root_failure(narrow_min, monkeypatch):
     assert np.max(np.abs(g_prev)) > 1e-8
 
 
+@pytest.mark.slow  # the default run keeps a faster case of the same check (issue 17: suite under 5 min)
 def test_algebraic_law_on_degenerate_minimum():
     """f = w2 w1 x with y = 0 from a balanced start: L ∝ a⁴, a ~ t^{-1/2}, so L ~ t^{-2}."""
     X = jnp.ones((1, 1))
@@ -146,7 +148,7 @@ def test_gradient_descent_matches_closed_form_iterates():
     np.testing.assert_allclose(run.theta, expected, rtol=TOL["exact_rtol"], atol=TOL["exact_atol"])
 
 
-@pytest.mark.parametrize("depth", [2, 3, 4])
+@pytest.mark.parametrize("depth", [2, 3, pytest.param(4, marks=pytest.mark.slow)])
 def test_deep_linear_origin(depth):
     """W = 0: a strict saddle at depth 2, a non-strict saddle of order `depth` beyond."""
     rng = np.random.default_rng(depth)
@@ -227,7 +229,7 @@ def _split(net: MLP, neuron: int, gamma: float) -> MLP:
     return MLP((jnp.asarray(W1s), jnp.asarray(W2s)), None, net.activation)
 
 
-@pytest.mark.parametrize("gamma", [0.3, 1.6])
+@pytest.mark.parametrize("gamma", [pytest.param(0.3, marks=pytest.mark.slow), 1.6])
 def test_split_neuron_gives_a_labelled_critical_point(narrow_min, gamma):
     ls, sol = narrow_min
     narrow = ls.unravel(jnp.asarray(sol.theta))

@@ -120,6 +120,18 @@ TOL["dl_exact_rel"] = 1e-11
 # Gradient-flow end points (scipy BDF to ||∇L||_∞ <= 1e-11): distance to the global minimum
 # value, relative to it (the loss error is ~||∇L||²/λ_min ~ 1e-20).
 TOL["dl_flow_gap_rtol"] = 1e-9
+# Escape-curve certificates evaluate L(W + tD) at t where the drop is 1e-10..1e-6 of L. Against the
+# exact polynomial (multiplied out by hand) each evaluated drop is off by the round-off of two
+# losses, a few ulps of L (measured ≤ 1 ulp); 64 ulps is the bound.
+TOL["dl_escape_drop_eps"] = 64.0
+# The log-log slope fitted to those float64 drops against the slope fitted to the exact polynomial
+# at the same t: the smallest drop (1e-10 L) carries a relative round-off ≤ 64 eps / 1e-10 ~ 1.4e-4,
+# divided by the log-range of t (ln(1e4)/n ≥ 1.8); measured ≤ 2.2e-6 against n itself.
+TOL["dl_escape_order_atol"] = 1e-4
+# The fitted slope against the order n itself also carries the higher-order terms of the
+# polynomial, which the certificate lets reach 1 % of the leading term at its largest t (a slope
+# bias up to ~1e-2); measured ≤ 2.2e-6 on the samplers' points, where that cap does not bind.
+TOL["dl_escape_order_vs_n_atol"] = 0.05
 # --- recovery with biases (issue 7, biases) ---
 # Nearest point on a curved component (Newton on the KKT system, converged to ~1e-15) against SciPy's
 # SLSQP (ftol 1e-15, but its constraint/optimality residuals stall near ~1e-9 on this problem): the

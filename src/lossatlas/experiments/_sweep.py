@@ -266,7 +266,7 @@ def run_sweep(
 
             report()
             root = str(store.root)
-            cache = str(store.root / ".jax_cache")
+            cache = _compilation_cache(store)
             vmap_size = spec.run.batch_size if spec.run.batch else 1
             pending = _worker_tasks(pending, int(workers))
             if executor == "local":
@@ -286,6 +286,23 @@ def run_sweep(
                         failed_before=len(failed_ids), retried=len(failed_ids) if retry_failed else 0,
                         quarantined=tuple(sorted(invalid)),
                         quarantine_dir=None if qdir is None else str(qdir))
+
+
+def _compilation_cache(store: Store) -> str:
+    """Where worker processes keep compiled XLA code: ``$LOSSATLAS_JAX_CACHE`` if set, else
+    ``~/.cache/lossatlas/jax`` (shared by every sweep of this user, so a sweep of a shape compiled
+    before starts at once); the sweep's own folder if neither can be written. Compiled code
+    depends only on the computation, so sharing it changes no result."""
+    for cand in (os.environ.get("LOSSATLAS_JAX_CACHE"), str(Path.home() / ".cache" / "lossatlas" / "jax")):
+        if not cand:
+            continue
+        try:
+            Path(cand).mkdir(parents=True, exist_ok=True)
+            if os.access(cand, os.W_OK):
+                return cand
+        except OSError:
+            continue
+    return str(store.root / ".jax_cache")
 
 
 def _check_executor(executor: str, workers: int, scheduler: str | None) -> None:
