@@ -8,7 +8,7 @@ from ._dense import (
     raw_hessian as raw_hessian,
 )
 from ._inertia import InertiaBounds as InertiaBounds, lanczos_inertia_bounds as lanczos_inertia_bounds
-from ._lanczos import lanczos_extreme as lanczos_extreme
+from ._lanczos import hvp_operator as hvp_operator, lanczos_extreme as lanczos_extreme
 from ._spectrum import (
     SpectrumMethod as SpectrumMethod,
     SpectrumSummary as SpectrumSummary,

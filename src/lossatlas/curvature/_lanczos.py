@@ -177,6 +177,13 @@ def _split(ls: Landscape):
     return leaves, treedef, static
 
 
+def hvp_operator(ls: Landscape, theta):
+    """The Hessian-vector product ``u ↦ ∇²L(θ) u`` at a fixed ``θ``, linearised once (one forward
+    and backward pass here; each product then costs about one more), as a jitted pytree callable
+    that compiled loops can take as an argument."""
+    return _linearize(*_split(ls), jnp.asarray(theta))
+
+
 @jax.jit
 def _ritz_pairs(Q, W, S, lam):
     """Ritz vectors ``Y = Qᵀ S`` (normalised) and their residuals ``||H y_i − λ_i y_i||₂``.

@@ -59,8 +59,7 @@ import scipy.linalg as sla
 
 from .._errors import InputError
 from .._progress import Budget
-from ..curvature._inertia import lanczos_inertia_bounds
-from ..curvature._lanczos import _linearize, _split
+from ..curvature import hvp_operator, lanczos_inertia_bounds
 from ..landscape import Landscape
 from ._newton import AbstractCriticalPointSolver, _finish, _Tracker
 from ._results import RESULTS, CriticalPointSolution
@@ -246,7 +245,7 @@ class _Operator:
     """The Hessian at one point as a numpy matvec (the linearisation made once per point)."""
 
     def __init__(self, ls: Landscape, theta: np.ndarray, tracker: _Tracker):
-        self.hv = _linearize(*_split(ls), jnp.asarray(theta))
+        self.hv = hvp_operator(ls, theta)
         self.tracker = tracker
 
     def __call__(self, v: np.ndarray) -> np.ndarray:
