@@ -180,18 +180,23 @@ def _path(kind, spec, store):
     return meta
 
 
-def symmetry_rows(ok, counts) -> list[dict]:
+def symmetry_rows(ok, counts, r_star: int) -> list[dict]:
     """Per (m, reduced width r): runs, distinct affine subspaces visited, and the count it is
-    compared with (G(r, m) for r < r*, T(r*, m) for r = r*)."""
+    compared with (G(r, m) for r < r*, T(r*, m) for r = r*). Only critical end points count (a
+    non-critical point's reduction is no symmetry-induced critical point), and only reduced widths
+    r ≤ r*, for which the counts exist."""
     if "reduced_width" not in ok or not counts:
         return []
     rows = []
-    widths = ok["width"].astype(str)
+    crit = ok[ok["label"] != "not_critical"] if "label" in ok else ok
+    widths = crit["width"].astype(str)
     for c in sorted(counts, key=lambda c: int(c["m"])):
         m = int(c["m"])
-        sub = ok[widths == str(m)]
+        sub = crit[widths == str(m)]
         for r, g in sub.dropna(subset=["reduced_width"]).groupby("reduced_width"):
             r = int(r)
+            if r > r_star:
+                continue
             in_g = str(r) in c["G"]
             rows.append({"m": m, "r": r, "found": int(g["subspace_key"].nunique()) if "subspace_key" in g else 0,
                          "runs": int(len(g)), "count": int(c["G"][str(r)]) if in_g else int(c["T"]),
@@ -202,7 +207,9 @@ def symmetry_rows(ok, counts) -> list[dict]:
 def _fig_symmetry(store, ok, figdir) -> Figure:
     plt = pyplot()
     counts = _read_json(store.extras / "counts.json") or []
-    rows = symmetry_rows(ok, counts)
+    spec = _read_json(store.root / "spec.json") or {}
+    r_star = int(spec.get("spec", {}).get("teacher", {}).get("width", 0))
+    rows = symmetry_rows(ok, counts, r_star)
     fig, ax = plt.subplots(figsize=(6, 3.4))
     if rows:
         xs = np.arange(len(rows))
