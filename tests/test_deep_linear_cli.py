@@ -1,11 +1,13 @@
 """``lossatlas deep-linear classify | sample | critical-values`` (issue 5): contract and bad input."""
 
+import itertools as it
 import json
 
 import numpy as np
 import pytest
 
 from lossatlas.cli import main
+from tolerances import TOL
 
 
 @pytest.fixture
@@ -62,9 +64,30 @@ def test_critical_values(files, capsys):
     values = [v["value"] for v in doc["values"]]
     assert values == sorted(values) and doc["values"][0]["S"] == [1, 2]
     assert doc["values"][0]["kinds"] == ["global_minimum"]
+    # independent reference (Baldi & Hornik): with W_ls the least-squares map and L Lᵀ = XᵀX,
+    # ||W Xᵀ − Yᵀ||² = ||(W − W_ls) L||² + ||W_ls Xᵀ − Yᵀ||², and the critical point of index set S
+    # keeps the singular directions S of W_ls L, so its loss is ½/N (||Y||² − Σ_{i∈S} σ_i²)
+    with np.load(files / "data.npz") as z:
+        X, Y = z["X"], z["Y"]
+    N = X.shape[0]
+    W = np.linalg.lstsq(X, Y, rcond=None)[0].T
+    s2 = np.linalg.svd(W @ np.linalg.cholesky(X.T @ X), compute_uv=False) ** 2
+    np.testing.assert_allclose(doc["eigenvalues"], s2, rtol=TOL["exact_rtol"])
+    expected = {(): 0.5 * np.sum(Y**2) / N}
+    for S in it.chain.from_iterable(it.combinations((1, 2, 3), k) for k in (1, 2)):
+        expected[S] = 0.5 * (np.sum(Y**2) - sum(s2[i - 1] for i in S)) / N
+    got = {tuple(v["S"]): v["value"] for v in doc["values"]}
+    assert set(got) == set(expected)
+    for S, value in expected.items():
+        assert got[S] == pytest.approx(value, rel=TOL["exact_rtol"]), S
+    assert doc["global_min_value"] == pytest.approx(expected[(1, 2)], rel=TOL["exact_rtol"])
+    assert doc["max_value"] == pytest.approx(expected[()], rel=TOL["exact_rtol"])
     code, out, err = run(capsys, "deep-linear", "critical-values", "--data", files / "data.npz",
                          "--widths", "4,2,5,3")
     assert code == 0 and "global_minimum" in out
+    # the table prints each value to 10 significant digits
+    for value in expected.values():
+        assert f"{value:.10g}" in out
 
 
 @pytest.mark.parametrize("args", [
