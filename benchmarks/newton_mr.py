@@ -1,0 +1,295 @@
+"""Matrix-free Newton-MR against dense Newton and against PyTorch L-BFGS on scikit-learn's digits.
+
+Usage::
+
+    python benchmarks/newton_mr.py [--quick] [--parts ab] [--out benchmarks/results/newton_mr.json]
+
+Data: scikit-learn's ``load_digits`` (1797 × 64), inputs standardised per pixel (constant pixels
+left at 0), one-hot targets (10 classes), the DESIGN.md loss ``1/(2N) Σ ||f(x_i) − y_i||²``
+plus ``λ Σ_l (||W_l||² + ||b_l||²)`` with ``λ = --lam`` (default 1e-3; PyTorch's
+``weight_decay = 2λ``). tanh MLPs with biases, seeded Xavier initialisation, float64.
+
+Start points: full-batch Adam from the initialisation (lossatlas ``optimise``: 2000 steps at
+learning rate 1e-2, 5000 at 1e-3, 5000 at 1e-4; ``||∇L||_∞`` ends near 1e-5..1e-4), the same for
+every solver compared. (A first schedule that stopped each phase at ``||∇L||_∞ ≤ 1e-4`` ended, at
+1210 parameters, next to a nearly singular Hessian, ``λ_min ≈ −2e-7`` with ``λ_max ≈ 5.5``, from
+which neither solver converged in 200 steps: see the README.)
+
+(a) 64→16→10 (1210 parameters): ``NewtonMR`` (Hessian-vector products only) against
+    ``SaddleNewton`` (dense Hessian + eigh every step), both saddle-capable, both to
+    ``gtol = 1e-12``, from the same start. Time per solve (median of repeats after one untimed
+    solve for compilation), final ``||∇L||_∞``, steps, HVPs; the end points compared (distance,
+    loss) and the inertia bounds of :func:`lanczos_inertia_bounds` checked against the dense
+    index at the dense end point. Target: ≥ 5× faster per solve at the same ``||∇L||_∞``.
+(b) 64→256→256→10 (85 002 parameters): ``NewtonMR(gtol=1e-10)``, time to ``||∇L||_∞ ≤ 1e-10``
+    (one run, compilation included, and the inertia certificate timed separately), against
+    PyTorch float64 ``torch.optim.LBFGS`` (history 100, strong-Wolfe line search,
+    ``tolerance_grad = 1e-10``) from the same start on the identical model and loss, in its own
+    process with ``torch.set_num_threads(1)``, given NewtonMR's wall time (at most 600 s) or
+    ``--torch-budget`` seconds, whichever is larger: its best ``||∇L||_∞`` and when it got there.
+    NewtonMR runs with ``max_inner = --max-inner`` (default 1000: the Hessian is ill-conditioned,
+    and 200 MINRES iterations per step made little progress in a trial). Target: minutes.
+
+XLA, BLAS and torch are limited to ``--threads`` threads (default 1) and the process is pinned to
+that many CPUs (``_env.limit_threads``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import _env  # noqa: E402  (sets thread limits before numpy/JAX/torch are imported)
+
+SCHEMA = "lossatlas.benchmark.newton_mr/1"
+WARMUP_PHASES = ((1e-2, 2000), (1e-3, 5000), (1e-4, 5000))
+
+
+# --------------------------------------------------------------------------- data and model
+def digits():
+    import numpy as np
+    from sklearn.datasets import load_digits
+
+    X, y = load_digits(return_X_y=True)
+    mu, sd = X.mean(0), X.std(0)
+    sd[sd == 0] = 1.0
+    return (X - mu) / sd, np.eye(10)[y]
+
+
+def landscape(widths, lam):
+    import jax
+    import jax.numpy as jnp
+
+    from lossatlas.data import Dataset
+    from lossatlas.landscape import Landscape
+    from lossatlas.models import init_mlp
+
+    X, Y = digits()
+    net = init_mlp(jax.random.PRNGKey(0), widths, "tanh", bias=True)
+    return Landscape(net, Dataset(jnp.asarray(X), jnp.asarray(Y)), lam=lam)
+
+
+def warm_start(ls, phases=WARMUP_PHASES):
+    """Adam phases from the initialisation; returns θ and a record."""
+    import jax.numpy as jnp
+    import numpy as np
+
+    from lossatlas.dynamics import optimise
+
+    theta = ls.ravel()
+    rec = []
+    t0 = time.perf_counter()
+    for lr, n in phases:
+        sol = optimise(ls, jnp.asarray(theta), method="adam", learning_rate=lr, num_steps=n, record_every=500)
+        theta = np.asarray(sol.theta)
+        rec.append({"learning_rate": lr, "steps": int(sol.num_steps), "loss": float(sol.losses[-1]),
+                    "grad_norm_inf": float(sol.grad_norms[-1]), "stopped_early": bool(sol.stopped_early)})
+    L, g = ls.value_and_grad(jnp.asarray(theta))
+    return theta, {"phases": rec, "loss": float(L), "grad_norm_inf": float(np.max(np.abs(np.asarray(g)))),
+                   "seconds": time.perf_counter() - t0}
+
+
+def solve_record(sol):
+    st = sol.stats
+    out = {"status": sol.result.name, "loss": sol.loss, "grad_norm_inf": sol.grad_norm_inf,
+           "num_steps": st.num_steps, "num_hessians": st.num_hessians, "num_hvp": st.num_hvp,
+           "wall_time": st.wall_time, "history": list(st.history), "gradient_floor": st.gradient_floor}
+    for k in ("inner_iterations", "inner_history", "npc_steps", "backtracks", "min_ritz_value"):
+        if k in st.details:
+            out[k] = st.details[k]
+    return out
+
+
+# --------------------------------------------------------------------------- (a)
+def part_a(lam, repeats):
+    import jax
+    import jax.numpy as jnp
+    import numpy as np
+
+    from lossatlas.curvature import dense_hessian, lanczos_inertia_bounds
+    from lossatlas.solvers import NewtonMR, SaddleNewton, find_critical_point
+
+    ls = landscape((64, 16, 10), lam)
+    theta0, warm = warm_start(ls)
+    solvers = {"newton_mr": NewtonMR(gtol=1e-12, inertia_k=0), "saddle_newton_dense": SaddleNewton(gtol=1e-12)}
+    out = {"model": "64-16-10 tanh", "n_params": ls.n_params, "lam": lam, "warm_start": warm, "solvers": {}}
+    sols = {}
+    for name, solver in solvers.items():
+        t, first = _env.time_once(lambda s=solver: find_critical_point(ls, jnp.asarray(theta0), s, max_steps=200,
+                                                                         throw=False))
+        times = []
+        for _ in range(repeats):
+            dt, sol = _env.time_once(lambda s=solver: find_critical_point(ls, jnp.asarray(theta0), s, max_steps=200,
+                                                                            throw=False))
+            times.append(dt)
+        sols[name] = sol
+        out["solvers"][name] = {"first_call_s": t, "times_s": times, "median_s": statistics.median(times),
+                                **solve_record(sol)}
+        print(f"(a) {name}: {statistics.median(times):.3f} s, {sol.result.name}, "
+              f"|g|_inf {sol.grad_norm_inf:.2e}", file=sys.stderr, flush=True)
+    mr, dn = sols["newton_mr"], sols["saddle_newton_dense"]
+    out["speedup_dense_over_mr"] = out["solvers"]["saddle_newton_dense"]["median_s"] / out["solvers"]["newton_mr"][
+        "median_s"]
+    out["same_point"] = {"max_abs_dtheta": float(np.max(np.abs(mr.theta - dn.theta))),
+                         "loss_difference": float(mr.loss - dn.loss)}
+    # inertia: Lanczos bounds at the matrix-free end point against the dense spectrum there
+    t, ib = _env.time_once(lambda: lanczos_inertia_bounds(ls, jnp.asarray(mr.theta), k=10))
+    H = np.asarray(dense_hessian(ls, jnp.asarray(mr.theta)))
+    lam_all = np.linalg.eigvalsh(0.5 * (H + H.T))
+    out["inertia"] = {**ib.to_record(), "seconds": t,
+                      "dense_index": int(np.sum(lam_all < -ib.tolerance)),
+                      "dense_nullity": int(np.sum(np.abs(lam_all) <= ib.tolerance)),
+                      "dense_min_eig": float(lam_all[0]), "dense_max_eig": float(lam_all[-1])}
+    del jax
+    return out
+
+
+# --------------------------------------------------------------------------- (b)
+def part_b(lam, torch_budget, max_time, max_inner):
+    import jax.numpy as jnp
+    import numpy as np
+
+    from lossatlas.curvature import lanczos_inertia_bounds
+    from lossatlas.solvers import NewtonMR, find_critical_point
+
+    widths = (64, 256, 256, 10)
+    ls = landscape(widths, lam)
+    theta0, warm = warm_start(ls)
+    print(f"(b) warm start: |g|_inf {warm['grad_norm_inf']:.2e} after {warm['seconds']:.0f} s", file=sys.stderr,
+          flush=True)
+    progress = []
+    t_start = time.perf_counter()
+    solver = NewtonMR(gtol=1e-10, inertia_k=0, max_time=max_time, max_inner=max_inner,
+                      progress=lambda k, L, g: progress.append((k, time.perf_counter() - t_start, L, g)))
+    dt, sol = _env.time_once(lambda: find_critical_point(ls, jnp.asarray(theta0), solver, max_steps=200,
+                                                         throw=False))
+    print(f"(b) NewtonMR: {dt:.1f} s, {sol.result.name}, |g|_inf {sol.grad_norm_inf:.2e}", file=sys.stderr,
+          flush=True)
+    t_in, ib = _env.time_once(lambda: lanczos_inertia_bounds(ls, jnp.asarray(sol.theta), k=10))
+    out = {"model": "64-256-256-10 tanh", "n_params": ls.n_params, "lam": lam, "warm_start": warm,
+           "max_inner": max_inner,
+           "newton_mr": {"seconds": dt, **solve_record(sol),
+                         "progress": [{"step": k, "elapsed_s": t, "loss": L, "grad_norm_inf": g}
+                                      for k, t, L, g in progress]},
+           "inertia": {**ib.to_record(), "seconds": t_in}}
+    budget = max(torch_budget, min(dt, 600.0))
+    with tempfile.TemporaryDirectory() as tmp:
+        X, Y = digits()
+        path = Path(tmp) / "start.npz"
+        np.savez(path, theta=theta0, X=X, Y=Y, widths=np.asarray(widths), lam=lam, budget=budget)
+        proc = subprocess.run([sys.executable, __file__, "--torch-worker", str(path)], capture_output=True,
+                              text=True, check=True)
+    out["torch_lbfgs"] = json.loads(proc.stdout)
+    out["torch_lbfgs"]["start_loss_matches"] = abs(out["torch_lbfgs"]["start_loss"] - warm["loss"]) <= 1e-12 * max(
+        1.0, warm["loss"])
+    print(f"(b) torch L-BFGS: best |g|_inf {out['torch_lbfgs']['best_grad_norm_inf']:.2e} in "
+          f"{out['torch_lbfgs']['seconds']:.0f} s", file=sys.stderr, flush=True)
+    return out
+
+
+def torch_worker(path):
+    """PyTorch float64 L-BFGS from the start in ``path``; prints one JSON record."""
+    import numpy as np
+    import torch
+
+    torch.set_num_threads(1)
+    torch.set_default_dtype(torch.float64)
+    d = np.load(path)
+    widths = [int(w) for w in d["widths"]]
+    lam, budget = float(d["lam"]), float(d["budget"])
+    X, Y = torch.from_numpy(d["X"]), torch.from_numpy(d["Y"])
+    layers = []
+    for i in range(len(widths) - 1):
+        layers.append(torch.nn.Linear(widths[i], widths[i + 1]))
+        if i < len(widths) - 2:
+            layers.append(torch.nn.Tanh())
+    model = torch.nn.Sequential(*layers)
+    params = [p for m in model if isinstance(m, torch.nn.Linear) for p in (m.weight, m.bias)]
+    theta, k = d["theta"], 0
+    with torch.no_grad():
+        for p in params:  # flat order W1, b1, W2, b2, ... (row-major), as in lossatlas
+            p.copy_(torch.from_numpy(theta[k : k + p.numel()].reshape(p.shape)))
+            k += p.numel()
+    N = X.shape[0]
+
+    def loss_fn():
+        r = model(X) - Y
+        return 0.5 * (r * r).sum() / N + lam * sum((p * p).sum() for p in params)
+
+    start_loss = float(loss_fn())
+    opt = torch.optim.LBFGS(params, lr=1, max_iter=100, history_size=100, tolerance_grad=1e-10,
+                            tolerance_change=0.0, line_search_fn="strong_wolfe")
+    t0 = time.perf_counter()
+    best, best_t, trace, outer = np.inf, 0.0, [], 0
+
+    def closure():
+        opt.zero_grad()
+        L = loss_fn()
+        L.backward()
+        return L
+
+    while time.perf_counter() - t0 < budget:
+        opt.step(closure)
+        outer += 1
+        opt.zero_grad()
+        L = loss_fn()
+        L.backward()
+        g = max(float(p.grad.abs().max()) for p in params)
+        el = time.perf_counter() - t0
+        trace.append({"elapsed_s": el, "loss": float(L), "grad_norm_inf": g})
+        if g < best:
+            best, best_t = g, el
+        if g <= 1e-10 or not np.isfinite(g):
+            break
+    state = opt.state[opt._params[0]]
+    print(json.dumps({"start_loss": start_loss, "best_grad_norm_inf": best, "best_at_s": best_t,
+                      "seconds": time.perf_counter() - t0, "budget_s": budget, "outer_steps": outer,
+                      "func_evals": int(state.get("func_evals", 0)), "n_iter": int(state.get("n_iter", 0)),
+                      "final_loss": trace[-1]["loss"] if trace else start_loss, "trace": trace,
+                      "torch": torch.__version__, "threads": torch.get_num_threads()}))
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--parts", default="ab")
+    ap.add_argument("--lam", type=float, default=1e-3)
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--torch-budget", type=float, default=300.0)
+    ap.add_argument("--max-time", type=float, default=900.0, help="NewtonMR time budget in (b), seconds")
+    ap.add_argument("--max-inner", type=int, default=1000, help="MINRES iterations per step in (b)")
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--out", default=str(_env.REPO / "benchmarks" / "results" / "newton_mr.json"))
+    ap.add_argument("--torch-worker")
+    args = ap.parse_args()
+    if args.torch_worker:
+        torch_worker(args.torch_worker)
+        return
+    threads = _env.limit_threads(args.threads)
+    import jax
+
+    jax.config.update("jax_enable_x64", True)  # the benchmark owns its process, like the CLI
+    doc = {"schema": SCHEMA, "environment": _env.environment(packages=("jax", "jaxlib", "numpy", "scipy", "equinox",
+                                                                         "torch", "scikit-learn")),
+           "threads": threads, "settings": vars(args)}
+    t0 = time.perf_counter()
+    if "a" in args.parts:
+        doc["a"] = part_a(args.lam, 1 if args.quick else args.repeats)
+    if "b" in args.parts:
+        doc["b"] = part_b(args.lam, 10.0 if args.quick else args.torch_budget, args.max_time, args.max_inner)
+    doc["total_seconds"] = time.perf_counter() - t0
+    doc["environment"]["load_average_end"] = _env.load_average()
+    _env.write_json(args.out, doc)
+    print(f"wrote {args.out}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()
