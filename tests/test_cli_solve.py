@@ -62,13 +62,48 @@ def test_find_reaches_machine_precision(capsys, files, tmp_path, method):
                                               "non_strict_saddle", "degenerate_minimum")
 
 
-def test_find_population_from_teacher(capsys, files):
+def _erf_population_loss(theta, teacher):
+    """½ E_x[(f_s(x) − f_t(x))²], x ~ N(0, I), for erf(·/√2) committees, written out by hand:
+    E[g(u) g(v)] = (2/π) arcsin(C_uv / sqrt((1 + C_uu)(1 + C_vv))) (Saad & Solla 1995)."""
+    W1t, W2t = teacher
+    k, d = W1t.shape[0], W1t.shape[1]
+    W1, W2 = theta[: k * d].reshape(k, d), theta[k * d:].reshape(1, k)
+
+    def K(A, B):
+        c = A @ B.T
+        na, nb = 1 + jnp.sum(A * A, axis=1), 1 + jnp.sum(B * B, axis=1)
+        return 2 / jnp.pi * jnp.arcsin(c / jnp.sqrt(na[:, None] * nb[None, :]))
+
+    return 0.5 * (W2 @ K(W1, W1) @ W2.T - 2 * W2 @ K(W1, W1t) @ W2t.T
+                  + W2t @ K(W1t, W1t) @ W2t.T)[0, 0]
+
+
+def test_find_population_from_teacher(capsys, files, tmp_path):
+    out_net = tmp_path / "pop.npz"
     code, out, err = run(capsys, "find", "--model", files / "student.npz", "--teacher",
-                         files / "teacher.npz", "--population", "erf", "--method", "newton", "--json")
+                         files / "teacher.npz", "--population", "erf", "--method", "newton",
+                         "--out", out_net, "--json")
     assert code == 0, err
     doc = json.loads(out)
     assert doc["population"] is True
     assert doc["grad_norm_inf"] <= TOL["critical_grad_inf"]
+    # the written end point against the closed-form population loss written out by hand
+    net, teacher = load_network(out_net), load_network(files / "teacher.npz")
+    theta = jnp.asarray(np.concatenate([np.ravel(w) for w in net.weights]))
+    tw = tuple(jnp.asarray(w) for w in teacher.weights)
+    loss = float(jax.jit(_erf_population_loss)(theta, tw))
+    g = np.asarray(jax.jit(jax.grad(_erf_population_loss))(theta, tw))
+    H = np.asarray(jax.jit(jax.hessian(_erf_population_loss))(theta, tw))
+    lam = np.linalg.eigvalsh(0.5 * (H + H.T))
+    assert np.max(np.abs(g)) <= TOL["critical_grad_inf"]
+    assert doc["loss"] == pytest.approx(loss, abs=TOL["committee_zero_loss_atol"])
+    cl = doc["classification"]
+    assert cl["label"] == "global_minimum" and cl["index"] == int(np.sum(lam < -cl["tolerance"]))
+    # Hessian eigenvalues: two float64 routes, round-off relative to the largest (~1e-16)
+    for key, ref in (("min_eigenvalue", lam[0]), ("max_eigenvalue", lam[-1])):
+        assert cl[key] == pytest.approx(ref, abs=TOL["exact_rtol"] * lam[-1]), key
+    # the global minimum value 0 is reached (the student recovers the teacher)
+    assert loss <= TOL["committee_zero_loss_atol"]
 
 
 def test_classify_contract(capsys, files):
