@@ -291,6 +291,26 @@ def _run(args, capsys):
     return code, out, err
 
 
+def _l2_by_hand(model_path, data_path, lam):
+    """A one-hidden-layer relu net read from its .npz and evaluated in NumPy: outputs, the data
+    loss (1/2N)||f(X) − Y||² (lossatlas' mse), the parameter loss (+ λ Σ ||[W_l, b_l]||²) and the representation
+    loss (+ λ Σ ||W̄_l Π_l||², Π_l the projector onto the row space of H̄_{l−1} = [H_{l−1}, 1]:
+    the smallest-norm weights with the same pre-activations on the data)."""
+    with np.load(model_path) as z, np.load(data_path) as d:
+        W1, b1, W2, b2 = z["W1"], z["b1"], z["W2"], z["b2"]
+        X, Y = d["X"], d["Y"]
+    H0 = np.hstack([X, np.ones((X.shape[0], 1))])
+    H1 = np.maximum(H0 @ np.hstack([W1, b1[:, None]]).T, 0.0)
+    out = H1 @ W2.T + b2
+    H1 = np.hstack([H1, np.ones((X.shape[0], 1))])
+    data_loss = 0.5 * np.sum((out - Y) ** 2) / X.shape[0]
+    Wb = [np.hstack([W1, b1[:, None]]), np.hstack([W2, b2[:, None]])]
+    par = data_loss + lam * sum(np.sum(w**2) for w in Wb)
+    rep = data_loss + lam * sum(np.sum((w @ np.linalg.pinv(h) @ h) ** 2)
+                                for w, h in zip(Wb, (H0, H1), strict=True))
+    return out, data_loss, par, rep
+
+
 def test_cli_losses_and_prune(files, capsys, tmp_path):
     base = ["--model", str(files["relu"]), "--data", str(files["data"]), "--lam", "0.01"]
     code, out, _ = _run(["l2", "losses", *base, "--json"], capsys)
@@ -300,6 +320,14 @@ def test_cli_losses_and_prune(files, capsys, tmp_path):
     for k in ("parameter_loss", "representation_loss", "covariance_loss", "gaps"):
         assert k in doc
     assert doc["gaps"]["parameter_minus_representation"] >= 0
+    # the printed numbers against the NumPy forms written out above
+    out0, data_loss, par, rep = _l2_by_hand(files["relu"], files["data"], 0.01)
+    assert doc["data_loss"] == pytest.approx(data_loss, rel=TOL["exact_rtol"])
+    assert doc["parameter_loss"] == pytest.approx(par, rel=TOL["exact_rtol"])
+    assert doc["representation_loss"] == pytest.approx(rep, rel=TOL["l2_forms_rtol"])
+    assert doc["covariance_loss"] == pytest.approx(rep, rel=TOL["l2_forms_rtol"])
+    assert doc["gaps"]["parameter_minus_representation"] == pytest.approx(
+        par - rep, rel=TOL["l2_forms_rtol"], abs=TOL["l2_forms_rtol"] * par)
     outp = tmp_path / "pruned.npz"
     code, out, _ = _run(["l2", "prune", *base, "--out", str(outp), "--json"], capsys)
     assert code == 0
@@ -308,6 +336,16 @@ def test_cli_losses_and_prune(files, capsys, tmp_path):
         assert k in doc
     assert doc["widths_before"] == [30] and doc["widths_after"][0] <= doc["bound"] == 20
     assert doc["loss_after"] <= doc["loss_before"] and outp.is_file()
+    # N(N + 1) neurons suffice (pairs mode, N = 4); the written net by hand: the same outputs on
+    # the data, its loss the min-norm (representation) loss of the original, as printed
+    assert doc["bound"] == 4 * 5
+    out1, _, par1, _ = _l2_by_hand(outp, files["data"], 0.01)
+    with np.load(outp) as z:
+        assert z["W1"].shape[0] == doc["widths_after"][0]
+    np.testing.assert_allclose(out1, out0, rtol=0, atol=TOL["l2_prune_output_atol"])
+    assert doc["loss_before"] == pytest.approx(par, rel=TOL["exact_rtol"])
+    assert doc["loss_after"] == pytest.approx(par1, rel=TOL["exact_rtol"])
+    assert par1 == pytest.approx(rep, rel=TOL["l2_prune_rtol"])
     code, out, _ = _run(["l2", "losses", "--model", str(files["tanh"]), "--data", str(files["data"]),
                          "--lam", "0.01", "--json"], capsys)
     assert code == 0 and json.loads(out)["covariance_loss"] is None
@@ -320,6 +358,22 @@ def test_cli_train(files, capsys, tmp_path):
     assert code == 0 and outp.is_file()
     doc = json.loads(out)
     assert doc["loss"] <= doc["loss_start"] and doc["stationarity"]["grad_inf"] < 1e-9
+    # the printed losses and the stationarity of the written net, by a hand-written objective
+    # (1/2N)||f(X) − Y||² + λ Σ ||[W_l, b_l]||² of a tanh net and jax.grad
+    def objective(params, X, Y):
+        W1, b1, W2, b2 = params
+        f = jnp.tanh(X @ W1.T + b1) @ W2.T + b2
+        return (0.5 * jnp.sum((f - Y) ** 2) / X.shape[0]
+                + 0.01 * sum(jnp.sum(p**2) for p in params))
+
+    with np.load(files["data"]) as d:
+        X, Y = jnp.asarray(d["X"]), jnp.asarray(d["Y"])
+    for path, key in ((files["tanh"], "loss_start"), (outp, "loss")):
+        with np.load(path) as z:
+            params = tuple(jnp.asarray(z[k]) for k in ("W1", "b1", "W2", "b2"))
+        assert doc[key] == pytest.approx(float(objective(params, X, Y)), rel=TOL["exact_rtol"])
+    g = jax.jit(jax.grad(objective))(params, X, Y)
+    assert max(float(jnp.max(jnp.abs(x))) for x in g) <= TOL["critical_grad_inf"]
 
 
 @pytest.mark.parametrize("case", ["neg_lam", "tanh_prune", "tanh_covariance"])
