@@ -241,12 +241,35 @@ def test_thresholds_never_above_m_d_plus_1():
 @pytest.mark.parametrize("act", [GEN, "tanh"])
 def test_threshold_profile(act):
     T = teacher(2, act)
+    M = 2 * (2 + 1)  # m(d + 1) parameters
+    Xh = np.random.default_rng(42).standard_normal((M + 2, 2))
+    sig = {"tanh": jnp.tanh, GEN: lambda z: jax.nn.sigmoid(4 * z) + jnp.logaddexp(z, 0.0)}[act]
+    X, y = jnp.asarray(Xh), jnp.asarray(T(Xh))
+
+    def loss_w(theta, w):  # ½ Σ_i w_i r_i²: the loss of the first n samples for w = 1[i < n]/n
+        r = sig(X @ theta[:4].reshape(2, 2).T) @ theta[4:] - y
+        return 0.5 * jnp.sum(w * r * r)
+
+    hess_w = jax.jit(jax.hessian(loss_w))
     for b in enumerate_branches(2, 1, 2, act)[:6]:
         prof = threshold_profile(b, T)
         assert prof.ranks == tuple(min(n, b.model_rank) for n in prof.ns)
         assert prof.measured_model_rank == b.model_rank
         assert prof.within_bound
         assert prof.mb_sample_size == (b.codim if b.morse_bott else None)
+        # the numbers behind `within_bound`, independently: ranks of the Hessian of the
+        # hand-written loss with the first n of our own Gaussian samples (generic, so the same
+        # ranks a.s.) at the profile's point of the branch, and N_t, the MB sample size ≤ M
+        th = jnp.asarray(b.random_point(T, seed=0))
+        ranks = []
+        for n in prof.ns:
+            w = jnp.asarray((np.arange(len(Xh)) < n) / n)
+            assert float(loss_w(th, w)) <= TOL["branch_zero_loss"]
+            ranks.append(dense_rank(np.asarray(hess_w(th, w)))[0])
+        assert tuple(ranks) == prof.ranks
+        mb = next((n for n, r in zip(prof.ns, ranks, strict=True) if r == b.codim), None)
+        assert mb == prof.mb_sample_size and prof.bound == M
+        assert (mb is None or mb <= M) and (b.threshold is None or b.threshold <= M)
 
 
 # ----------------------------------------------------------------------------- activations
@@ -293,9 +316,14 @@ def test_flow_rate_morse_bott_branch_is_exponential_with_predicted_rate():
     assert res.morse_bott and res.agrees
     # prediction from an independent dense Hessian at the flow's end point
     L = loss_fn(GEN, jnp.asarray(X), jnp.asarray(T(X)), 2, 1)
-    lam = np.linalg.eigvalsh(np.asarray(jax.hessian(L)(jnp.asarray(res.flow.theta))))
+    H = np.asarray(jax.hessian(L)(jnp.asarray(res.flow.theta)))
+    lam = np.linalg.eigvalsh(H)
     lam_min = lam[lam > 1e-10 * lam.max()].min()
     assert res.law.rate == pytest.approx(2 * lam_min, rel=TOL["flow_rate_rtol"])
+    # `agrees` (Morse–Bott ⇒ exponential) behind the verdict: the Hessian's rank equals the
+    # codimension of the branch at the end point, which lies on Q* (zero loss)
+    assert float(L(jnp.asarray(res.flow.theta))) <= TOL["branch_zero_loss"]
+    assert dense_rank(H)[0] == b.codim
 
 
 def test_flow_rate_split_branch_is_algebraic():
@@ -308,6 +336,12 @@ def test_flow_rate_split_branch_is_algebraic():
     assert res.law.exponent == pytest.approx(2.0, abs=TOL["algebraic_exponent_atol"])
     assert res.branch.split and res.morse_bott is False and res.agrees
     assert res.hessian.rank == b.model_rank < b.codim
+    # not Morse–Bott, independently: on the branch (zero loss) the hand-written loss's Hessian
+    # has rank below the codimension
+    L = loss_fn(GEN, jnp.asarray(X), jnp.asarray(T(X)), 2, 1)
+    th = jnp.asarray(b.random_point(T, seed=3))
+    assert float(L(th)) <= TOL["branch_zero_loss"]
+    assert dense_rank(np.asarray(jax.hessian(L)(th)))[0] == b.model_rank < b.codim
     # displacement biased toward ker H: range fraction decays (≈ t^-1/2)
     assert res.kernel_fraction[-1] < 1e-3
     assert 0.3 < res.kernel_exponent < 0.7
