@@ -588,6 +588,17 @@ def test_second_variation_along_a_split_is_gamma_one_minus_gamma_uBu(case):
     _second_variation_case(*case, seed=31)
 
 
+def _fa_loss(theta, shapes, X, Y):
+    """½ mean ||W_2 g(W_1 x) − y||² with g(z) = sigmoid(4z) + softplus(z), written out."""
+    (a, b), (c, e) = shapes
+    W1, W2 = theta[: a * b].reshape(a, b), theta[a * b:].reshape(c, e)
+    g = jax.nn.sigmoid(4 * (X @ W1.T)) + jnp.logaddexp(X @ W1.T, 0.0)
+    return 0.5 * jnp.mean(jnp.sum((g @ W2.T - Y) ** 2, axis=1))
+
+
+_fa_hessian = jax.jit(jax.hessian(_fa_loss), static_argnums=1)
+
+
 @pytest.mark.parametrize("name", sorted(FA_CASES))
 def test_fukumizu_amari_predictions_match_the_dense_hessian(critical_points, name):
     ls, theta = critical_points[name]
@@ -602,6 +613,31 @@ def test_fukumizu_amari_predictions_match_the_dense_hessian(critical_points, nam
         "indefinite": ["saddle", "degenerate", "saddle", "saddle", "degenerate", "saddle"],
     }[name]
     assert [s.label for s in res.splits] == expected
+    # the numbers behind `exact_inertia` and `agrees`, from the Hessian of a hand-written loss
+    # of the narrow net and of each split built by hand (neuron 0 copied, outgoing γc, (1 − γ)c)
+    net = ls.unravel(jnp.asarray(theta))
+    assert not net.has_bias and len(net.weights) == 2
+    W1, W2 = (np.asarray(w) for w in net.weights)
+    X, Y = ls.data.X, ls.data.Y
+
+    def inertia(A, C):
+        H = np.asarray(_fa_hessian(jnp.asarray(np.concatenate([A.ravel(), C.ravel()])),
+                                   (A.shape, C.shape), X, Y))
+        lam = np.linalg.eigvalsh(0.5 * (H + H.T))
+        tol = TOL["split_hessian_zero_rtol"] * np.max(np.abs(lam))
+        return int(np.sum(lam < -tol)), int(np.sum(np.abs(lam) <= tol)), lam, tol
+
+    assert inertia(W1, W2)[:2] == (0, 0)  # the narrow point is a non-degenerate minimum
+    for gamma, s in zip(gammas, res.splits, strict=True):
+        W1s = np.vstack([W1, W1[:1]])
+        W2s = np.hstack([W2, (1 - gamma) * W2[:, :1]])
+        W2s[:, 0] *= gamma
+        index, nullity, lam, tol = inertia(W1s, W2s)
+        assert (s.gamma, s.index, s.nullity) == (gamma, index, nullity)
+        assert (s.predicted_index, s.predicted_nullity) == (index, nullity)
+        assert lam[0] <= s.rayleigh_bound + tol  # Rayleigh: an upper bound on λ_min
+        assert s.label == ("degenerate" if gamma in (0.0, 1.0) else
+                           "saddle" if index > 0 else "minimum")
     for s in res.splits:
         assert s.grad_norm_inf <= TOL["embedded_grad_inf"]
         assert s.agrees, s.to_record()  # index and nullity by Sylvester's law, Rayleigh bound
