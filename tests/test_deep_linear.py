@@ -681,6 +681,7 @@ def test_thousands_of_random_instances():
         if done % 6 == 0 and certs < 300:
             c = dl.certify(net, data, an, hessian="closed_form")
             assert c.verified, (net.widths, an.reason, c.summary)
+            check_certificate_numbers(net, data, c, an)
             certs += 1
         if done % 12 == 0 and classified < 100:
             H = dl.closed_form_hessian(net, data, spectral=an.spectral)
