@@ -122,7 +122,8 @@ TOL["dl_exact_rel"] = 1e-11
 TOL["dl_flow_gap_rtol"] = 1e-9
 # Escape-curve certificates evaluate L(W + tD) at t where the drop is 1e-10..1e-6 of L. Against the
 # exact polynomial (multiplied out by hand) each evaluated drop is off by the round-off of two
-# losses, a few ulps of L (measured ≤ 1 ulp); 64 ulps is the bound.
+# losses, a few ulps of L (measured ≤ 1 ulp); 64 ulps is the bound. Also used for example D's
+# explicit cubic path L(W + tD) − L(W) = (−2σ_2 t³ + t⁶)/(2N).
 TOL["dl_escape_drop_eps"] = 64.0
 # The log-log slope fitted to those float64 drops against the slope fitted to the exact polynomial
 # at the same t: the smallest drop (1e-10 L) carries a relative round-off ≤ 64 eps / 1e-10 ~ 1.4e-4,
