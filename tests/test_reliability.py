@@ -209,6 +209,19 @@ def test_workers_1_and_2_give_identical_rows(done, spec, tmp_path, capsys):
     assert_same_rows(table(out), table(done))
 
 
+@pytest.mark.slow  # a dask LocalCluster takes tens of seconds to start
+def test_dask_gives_the_rows_of_the_local_executor(done, spec, tmp_path, capsys):
+    """The third execution path: a dask LocalCluster of two workers computes every run of the
+    sweep; its rows equal those of `--workers 1`, bit for bit."""
+    pytest.importorskip("dask.distributed")
+    if (os.cpu_count() or 1) < 2:
+        pytest.skip("needs two cores")
+    out = tmp_path / "dask"
+    code, _, err = run(capsys, "atlas", spec, "--out", out, "--no-report", "--executor", "dask", "--workers", 2)
+    assert code == 0, err
+    assert_same_rows(table(out), table(done))
+
+
 def test_every_task_pins_the_thread_settings(monkeypatch):
     from lossatlas.experiments import _sweep
 

@@ -93,6 +93,8 @@ _ADVICE = {
     "diverging": "the iterates escape to infinity: see the escape and its limit above",
     "diverged": "the parameters exploded: check the data scale and the start",
     "nonfinite": "NaN/inf appeared: check the data scale and the start",
+    "kink": "the limit lies on a kink of the activation (see its Clarke stationarity measure); another start, "
+            "or a smooth activation, may reach a smooth critical point",
 }
 
 

@@ -71,13 +71,13 @@ def summary_table(df, spec) -> list[dict]:
 def build_report(folder) -> Report:
     """Write ``figures/*.png`` and ``report.html`` for the sweep in `folder`."""
     store = Store(folder)
+    if not store.records():  # checked first: nothing is written for an empty folder
+        raise InputError(f"{folder} holds no finished runs yet; run `lossatlas atlas` first.")
     doc = _read_json(store.root / "spec.json")
     if not doc or "spec" not in doc:
         raise InputError(f"{folder} has no readable spec.json; it is not a finished `lossatlas atlas` folder.")
     spec = spec_from_record(doc["spec"])
     df = store.table()
-    if df.empty:
-        raise InputError(f"{folder} holds no finished runs yet; run `lossatlas atlas` first.")
     kind = get_kind(spec.kind)
     figdir = store.root / "figures"
     figdir.mkdir(exist_ok=True)
