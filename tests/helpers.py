@@ -40,3 +40,23 @@ def central_difference_grad(f, x, h=None):
 
 
 ALL_ACTIVATIONS = tuple(ACTIVATIONS)
+
+
+#: A tiny teacher-student sweep (erf teacher of width 2 in d = 2, students of widths 1-3): the
+#: spec of the atlas and report tests; format it with ``seeds=``.
+TINY_SWEEP = """
+[experiment]
+name = "tiny"
+[teacher]
+activation = "erf"
+width = 2
+input_dim = 2
+[student]
+widths = [1, 2, 3]
+[run]
+seeds = {seeds}
+t1 = 1e4
+batch_size = 2
+[report]
+slice_points = 5
+"""

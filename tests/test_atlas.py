@@ -15,31 +15,15 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from helpers import TINY_SWEEP
 from lossatlas.cli import main
 from lossatlas.experiments import Store, load_spec, plan, run_sweep, spec_from_dict
 from lossatlas.report import FIGURES
 
-TINY = """
-[experiment]
-name = "tiny"
-[teacher]
-activation = "erf"
-width = 2
-input_dim = 2
-[student]
-widths = [1, 2, 3]
-[run]
-seeds = {seeds}
-t1 = 1e4
-batch_size = 2
-[report]
-slice_points = 5
-"""
-
 
 def _spec(tmp_path, seeds=2):
     p = tmp_path / "tiny.toml"
-    p.write_text(TINY.format(seeds=seeds))
+    p.write_text(TINY_SWEEP.format(seeds=seeds))
     return p
 
 

@@ -20,26 +20,10 @@ from collections import Counter
 
 import pytest
 
+from helpers import TINY_SWEEP
 from lossatlas.cli import main
 from lossatlas.experiments import Store
 from lossatlas.report import FIGURES, build_report
-
-TINY = """
-[experiment]
-name = "tiny"
-[teacher]
-activation = "erf"
-width = 2
-input_dim = 2
-[student]
-widths = [1, 2, 3]
-[run]
-seeds = 2
-t1 = 1e4
-batch_size = 2
-[report]
-slice_points = 5
-"""
 
 BROWSERS = ("chromium-headless-shell", "chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
 
@@ -48,7 +32,7 @@ BROWSERS = ("chromium-headless-shell", "chromium", "chromium-browser", "google-c
 def sweep(tmp_path_factory):
     root = tmp_path_factory.mktemp("report")
     spec = root / "tiny.toml"
-    spec.write_text(TINY)
+    spec.write_text(TINY_SWEEP.format(seeds=2))
     out = root / "out"
     assert main(["atlas", str(spec), "--out", str(out), "--json"]) == 0
     return out
