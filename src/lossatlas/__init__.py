@@ -43,7 +43,14 @@ if TYPE_CHECKING:  # what the lazy names below resolve to, for type checkers and
     from .interop import from_torch as from_torch, to_torch as to_torch
     from .landscape import Landscape as Landscape
     from .models import MLP as MLP, init_mlp as init_mlp
-    from .pipeline import EndPoint as EndPoint, Producer as Producer, classify as classify, polish as polish
+    from .pipeline import (
+        EndPoint as EndPoint,
+        Explanation as Explanation,
+        Producer as Producer,
+        classify as classify,
+        explain as explain,
+        polish as polish,
+    )
     from .solvers import RESULTS as RESULTS, Label as Label, find_critical_point as find_critical_point
 
 # Everything else is imported on first use (PEP 562), so light commands such as
@@ -63,8 +70,10 @@ _LAZY = {
     "MLP": "models",
     "init_mlp": "models",
     "EndPoint": "pipeline",
+    "Explanation": "pipeline",
     "Producer": "pipeline",
     "classify": "pipeline",
+    "explain": "pipeline",
     "polish": "pipeline",
     "RESULTS": "solvers",
     "Label": "solvers",

@@ -199,11 +199,18 @@ def classify_cmd(
     grad_tol: Annotated[float | None, typer.Option(help="criticality threshold on ||∇L||_∞ "
                                                    "(default: 10·max(gtol, round-off floor))")] = None,
     max_order: Annotated[int, typer.Option(help="highest order of the higher-order test")] = 6,
+    explain: Annotated[bool, typer.Option("--explain", help="also say where the critical point comes from: "
+                                          "its minimal network's critical point (family key, width, index)")] = False,
     json_out: Annotated[bool, typer.Option("--json", help="print one JSON document")] = False,
 ):
     """Classify the network's point: not_critical, minimum, global_minimum, strict_saddle,
     non_strict_saddle, degenerate_minimum or undetermined, with the evidence. The point is
-    critical when ||∇L||_∞ ≤ 10·max(gtol, floor), the rule `find` and `atlas` label by."""
+    critical when ||∇L||_∞ ≤ 10·max(gtol, floor), the rule `find` and `atlas` label by.
+
+    --explain: reduce the point to its minimal network, polish that as a critical point of the
+    narrow problem and report the family it comes from (global_minimum, reducible, irreducible or
+    unexplained), with the embedding (copies, split ratios, zero neurons) and the theory checks
+    (lossatlas.pipeline.explain). Needs every array trainable and no L2 penalty."""
     from ..pipeline import classify
 
     if max_order < 3:
@@ -213,8 +220,19 @@ def classify_cmd(
     if not (gtol >= 0 and np.isfinite(gtol)):
         raise InputError(f"--gtol must be a finite number >= 0, got {gtol}.")
     ls = _landscape(model, data, teacher, population, lam, freeze, loss, penalize, weight_decay)
-    c = classify(ls, ls.ravel(), global_min_value=_global_min(ls, global_min_value),
-                 grad_tol=grad_tol, gtol=gtol, max_order=max_order)
+    if explain and ls.freeze:
+        raise InputError(f"--explain needs every array trainable; drop --freeze {','.join(ls.freeze)} (a narrow "
+                         "network has no counterpart of a frozen wide array).")
+    if explain and ls.lam != 0.0:
+        raise InputError("--explain needs the unregularised loss (no --lam / --weight-decay): splitting a neuron "
+                         "changes the L2 penalty, so critical points do not embed into wider networks.")
+    gmv = _global_min(ls, global_min_value)
+    c = classify(ls, ls.ravel(), global_min_value=gmv, grad_tol=grad_tol, gtol=gtol, max_order=max_order)
+    ex = None
+    if explain:
+        from ..pipeline import explain as explain_point
+
+        ex = explain_point(ls, ls.ravel(), global_min_value=gmv, gtol=gtol, classification=c)
     body = c.to_record()
     body["n_params"] = ls.n_params
     body["trainable"] = list(ls.trainable_names)
@@ -222,15 +240,20 @@ def classify_cmd(
     if c.direction is not None:
         body["certificate"] = {"direction": c.direction, "order": c.order,
                                "curvature_correction": c.curvature_correction}
+    if ex is not None:
+        body["explanation"] = ex.to_record()
     if json_out:
         emit_json("classification", body)
     else:
         ev = body.pop("evidence")
         body.pop("certificate", None)
+        body.pop("explanation", None)
         body["reason"] = c.reason
         body.update({f"evidence.{k}": v for k, v in ev.items()
                      if k != "reason" and not isinstance(v, list)})
         print_kv("lossatlas classify", body)
+        if ex is not None:
+            sys.stdout.write(f"Explanation: {ex.summary()}\n")
 
 
 def register(app) -> None:

@@ -95,6 +95,8 @@ class EndPoint:
     timings: Timings
     escape: dict | None = None
     limit: dict | None = None
+    #: where the end point comes from (:func:`lossatlas.pipeline.explain`); ``None`` if not asked for
+    explanation: Explanation | None = None  # noqa: F821 - never evaluated: _explain imports this module
 
     @property
     def converged(self) -> bool:
@@ -133,4 +135,6 @@ class EndPoint:
             rec["escape"] = self.escape
         if self.limit is not None:
             rec["limit"] = self.limit
+        if self.explanation is not None:
+            rec["explanation"] = self.explanation.to_record()
         return rec
