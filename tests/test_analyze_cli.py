@@ -48,7 +48,7 @@ def test_analyze_matches_an_independent_dense_hessian(tmp_path, capsys, lam):
     names = ("W1", "b1", "W2", "b2")
     theta = jnp.concatenate([jnp.ravel(jnp.asarray(arrays[k])) for k in names])
     loss = _hand_loss(jnp.asarray(X), jnp.asarray(Y), lam, [arrays[k].shape for k in names])
-    H = np.asarray(jax.hessian(loss)(theta))
+    H = np.asarray(jax.jit(jax.hessian(loss))(theta))
     g = np.asarray(jax.grad(loss)(theta))
     lam_ref = np.linalg.eigvalsh(0.5 * (H + H.T))
 

@@ -124,7 +124,7 @@ def _check_endpoints_independently(out: Path, recs: list[dict], capsys):
         np.testing.assert_array_equal(theta, Store(out).arrays(r["run_id"])["theta"])
         L = lambda th: _erf_population_loss(th, teacher.weights[0], teacher.weights[1], d)  # noqa: E731
         g = np.asarray(jax.grad(L)(theta))
-        H = np.asarray(jax.hessian(L)(theta))
+        H = np.asarray(jax.jit(jax.hessian(L))(theta))
         assert abs(float(L(theta)) - r["loss"]) <= 1e-14 * max(1.0, abs(r["loss"])) + 1e-15
         if r["label"] != "not_critical":
             assert np.max(np.abs(g)) <= r["grad_tol"], (r["run_id"], np.max(np.abs(g)), r["grad_tol"])

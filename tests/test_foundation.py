@@ -90,7 +90,7 @@ def test_dense_hessian_matches_hvp_and_fd_of_gradient(activation):
                    / (2 * h) for j in range(p)], axis=1)
     assert _rel(H, fd) < TOL["fd_hvp_rtol"]
     # jax.hessian in one piece is an independent code path.
-    Hj = np.asarray(jax.hessian(ls.objective)(th))
+    Hj = np.asarray(jax.jit(jax.hessian(ls.objective))(th))
     np.testing.assert_allclose(H, Hj, rtol=TOL["exact_rtol"], atol=TOL["exact_atol"])
     assert hessian_asymmetry(ls, th) < 1e-12 * max(1.0, np.abs(H).max())
 

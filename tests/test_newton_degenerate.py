@@ -178,6 +178,7 @@ def test_escape_monitor_needs_a_persistent_escape():
     assert not any(back)
 
 
+@pytest.mark.slow  # the watchdog's other tests in this file run by default
 def test_watchdog_saddle_newton_reaches_a_flat_minimum():
     """Next to a minimum with tiny Hessian eigenvalues ||∇L|| rises before it falls along
     Newton's way in; a solver that must reduce ||∇L|| at every step used to stop there as
@@ -186,7 +187,7 @@ def test_watchdog_saddle_newton_reaches_a_flat_minimum():
     teacher = init_mlp(jax.random.PRNGKey(1002), (2, 4, 1), "erf", scale=1.0)
     ls = Landscape(teacher, teacher=teacher)
     theta = np.asarray(ls.ravel())
-    H = np.asarray(jax.hessian(ls.objective)(jnp.asarray(theta)))
+    H = np.asarray(jax.jit(jax.hessian(ls.objective))(jnp.asarray(theta)))
     lam, V = np.linalg.eigh(0.5 * (H + H.T))
     assert 0 < lam[0] < 1e-6
     for k in (0, 1):

@@ -306,7 +306,7 @@ def test_hessian_at_zero_loss_equals_gauss_newton_monte_carlo(act):
     V1, V2 = teacher(2, n=3, d=3, k=2)
     m, d = V1.shape
     k = V2.shape[0]
-    H = np.asarray(jax.hessian(flat_loss(act, (V1.shape, V2.shape), V1, V2))(flat(V1, V2)))
+    H = np.asarray(jax.jit(jax.hessian(flat_loss(act, (V1.shape, V2.shape), V1, V2)))(flat(V1, V2)))
     assert np.all(np.isfinite(H))
 
     def sample(r):
@@ -332,8 +332,8 @@ def test_zero_row_is_finite_and_a_dead_neuron(act):
     f = flat_loss(act, (W1.shape, W2.shape), V1, V2)
     x = flat(W1, W2)
     L = f(x)
-    g = np.asarray(jax.grad(f)(x))
-    H = np.asarray(jax.hessian(f)(x))
+    g = np.asarray(jax.jit(jax.grad(f))(x))  # jitted: one compilation instead of thousands of eager ops
+    H = np.asarray(jax.jit(jax.hessian(f))(x))
     assert np.isfinite(L) and np.all(np.isfinite(g)) and np.all(np.isfinite(H))
     # σ(0) = 0 for both: the neuron contributes nothing, so the loss is that of the net without it
     keep = [0, 2]

@@ -281,7 +281,7 @@ def test_unsupported_activations_are_refused():
     L = loss_fn("sigmoid", X, y, 2, d)
     th = jnp.array([-w_s, 0.0, -a_s, 2 * a_s])
     assert float(L(th)) <= TOL["branch_zero_loss"]
-    assert dense_rank(np.asarray(jax.hessian(L)(th)))[0] == 4
+    assert dense_rank(np.asarray(jax.jit(jax.hessian(L))(th)))[0] == 4
     assert not activation_support("sigmoid", 2, 1).supported
     # softplus, m = 3: curved branch a = (a*, c, −c), W = (−w*, (a*/c) w*, −(a*/c) w*)
     Xs = jnp.asarray(np.random.default_rng(1).standard_normal((30, 2)))
@@ -316,7 +316,7 @@ def test_flow_rate_morse_bott_branch_is_exponential_with_predicted_rate():
     assert res.morse_bott and res.agrees
     # prediction from an independent dense Hessian at the flow's end point
     L = loss_fn(GEN, jnp.asarray(X), jnp.asarray(T(X)), 2, 1)
-    H = np.asarray(jax.hessian(L)(jnp.asarray(res.flow.theta)))
+    H = np.asarray(jax.jit(jax.hessian(L))(jnp.asarray(res.flow.theta)))
     lam = np.linalg.eigvalsh(H)
     lam_min = lam[lam > 1e-10 * lam.max()].min()
     assert res.law.rate == pytest.approx(2 * lam_min, rel=TOL["flow_rate_rtol"])
@@ -341,7 +341,7 @@ def test_flow_rate_split_branch_is_algebraic():
     L = loss_fn(GEN, jnp.asarray(X), jnp.asarray(T(X)), 2, 1)
     th = jnp.asarray(b.random_point(T, seed=3))
     assert float(L(th)) <= TOL["branch_zero_loss"]
-    assert dense_rank(np.asarray(jax.hessian(L)(th)))[0] == b.model_rank < b.codim
+    assert dense_rank(np.asarray(jax.jit(jax.hessian(L))(th)))[0] == b.model_rank < b.codim
     # displacement biased toward ker H: range fraction decays (≈ t^-1/2)
     assert res.kernel_fraction[-1] < 1e-3
     assert 0.3 < res.kernel_exponent < 0.7
@@ -594,7 +594,7 @@ def test_bias_constraint_gradient_and_tangent_space_by_finite_differences():
     np.testing.assert_allclose(b.constraint_grad(th, T), fd, rtol=TOL["fd_grad_rtol"], atol=TOL["fd_grad_rtol"])
     # tangent vectors keep g = 0 to second order (and the linear equations exactly); the normal does not
     h = 1e-4
-    Hg = np.asarray(jax.hessian(lambda x: bias_forward(GEN, x, jnp.zeros((1, 2)), 3, 2)[0])(jnp.asarray(th)))
+    Hg = np.asarray(jax.jit(jax.hessian(lambda x: bias_forward(GEN, x, jnp.zeros((1, 2)), 3, 2)[0]))(jnp.asarray(th)))
     A, rhs = b.linear_equations(T)
     for t in b.tangent_basis(th, T).T:
         assert abs(g(th + h * t)) <= h**2 * np.linalg.norm(Hg, 2)
@@ -770,7 +770,7 @@ def test_bias_flow_rate_curved_morse_bott_component_is_exponential():
     assert res.branch.label == "T1{1} C{2}" and not res.branch.affine
     assert res.law.kind.value == "exponential" and res.morse_bott and res.agrees
     L = bias_loss_fn(GEN, jnp.asarray(X), jnp.asarray(T(X)), 2, 1)
-    lam = np.linalg.eigvalsh(np.asarray(jax.hessian(L)(jnp.asarray(res.flow.theta))))
+    lam = np.linalg.eigvalsh(np.asarray(jax.jit(jax.hessian(L))(jnp.asarray(res.flow.theta))))
     assert res.law.rate == pytest.approx(2 * lam[lam > 1e-10 * lam.max()].min(), rel=TOL["flow_rate_rtol"])
 
 

@@ -347,6 +347,7 @@ def test_census_refuses_beyond_its_limit(capsys):
     refused(capsys, "census", "--k", 3, "--n", 3, "--starts", 2_147_483_647, what="limit")
 
 
+@pytest.mark.slow  # the census itself is covered by tests/test_census.py in the default run
 def test_census_draws_large_start_counts_block_by_block(monkeypatch):
     from lossatlas.census import _census, run_census
 
