@@ -23,9 +23,10 @@ def atlas(
                                                help="compute again the runs stored as failed")] = False,
     json_out: Annotated[bool, typer.Option("--json", help="print one JSON document")] = False,
 ):
-    """Run a sweep of flow-then-polish runs (resumable), classify and reduce every end point,
-    and build report.html with figures. With no spec: erf teacher of width 3, students of
-    widths 3-6, population loss, 20 seeds per width."""
+    """Run a sweep of flow-then-polish runs (resumable), classify, reduce and explain every end
+    point, and build report.html with figures. With no spec: erf teacher of width 3, students of
+    widths 3-6, population loss, 20 seeds per width. Teacher-student sweeps also write the family
+    catalogue (families.parquet) and the symmetry table (symmetry.parquet), per teacher."""
     from ..experiments import EXECUTORS, default_spec, finish_sweep, get_kind, load_spec, run_sweep
     from ..report import build_report
 
@@ -72,6 +73,9 @@ def atlas(
             "path": extras.get("path"), "report": None if report is None else str(report.html),
             "figures": {} if report is None else {k: str(v) for k, v in report.figures.items()},
             "results": str(Path(out) / "results.parquet"),
+            "tables": {name: str(Path(out) / f"{name}.parquet") for name in ("families", "symmetry")
+                       if name in extras},
+            "families": extras.get("families"), "symmetry": extras.get("symmetry"),
             "exports": {k: str(v) for k, v in exports.items() if not k.startswith("endpoint:")},
             "endpoints": str(Path(out) / "endpoints") if any(k.startswith("endpoint:") for k in exports) else None}
     if json_out:
@@ -86,6 +90,9 @@ def _print_sweep_notes(summary) -> None:
     if summary.quarantined:
         sys.stdout.write(f"quarantined {len(summary.quarantined)} invalid run record(s) "
                          f"({', '.join(summary.quarantined)}) into {summary.quarantine_dir}; computed again\n")
+    if summary.retired:
+        sys.stdout.write(f"moved {len(summary.retired)} run record(s) of an older run format into "
+                         f"{summary.quarantine_dir}; their runs were computed again under the current format\n")
     if summary.failed_before:
         what = "computed again (--retry-failed)" if summary.retried else "kept; rerun with --retry-failed to retry"
         sys.stdout.write(f"{summary.failed_before} run(s) had failed earlier: {what}\n")

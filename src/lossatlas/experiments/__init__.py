@@ -3,6 +3,8 @@ executors, resumable runs.
 
 Each kind (``teacher_student``, ``deep_linear``, ``census``, ``l2_width``, ``recovery``)
 implements :class:`ExperimentKind` in its own module and is registered once in :data:`KINDS`.
+Teacher-student sweeps may hold several teachers (``[[teachers]]``, :class:`TeacherEntry`) and
+write the family catalogue of their end points (``families.parquet``, ``symmetry.parquet``).
 """
 
 from ._execute import finish_sweep as finish_sweep
@@ -21,6 +23,7 @@ from ._spec import (
     RunSpec as RunSpec,
     StudentSpec as StudentSpec,
     SweepSpec as SweepSpec,
+    TeacherEntry as TeacherEntry,
     TeacherSpec as TeacherSpec,
 )
 from ._store import Store as Store

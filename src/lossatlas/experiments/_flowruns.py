@@ -6,6 +6,7 @@ loss slices; and their summary, table, figures and exported networks."""
 from __future__ import annotations
 
 import abc
+import json
 import time
 from pathlib import Path
 
@@ -38,6 +39,11 @@ class FlowKind(ExperimentKind):
     def reduction_fields(self, run: RunSpec, ls: Landscape, theta) -> dict:
         """Extra record fields from the end point (default: none)."""
         return {}
+
+    def end_fields(self, run: RunSpec, ls: Landscape, end, gmv) -> tuple[dict, dict]:
+        """Extra record fields and arrays from the polished :class:`~lossatlas.pipeline.EndPoint`
+        (default: none). Runs after :meth:`reduction_fields`; must not raise for one bad point."""
+        return {}, {}
 
     def figure_names(self) -> tuple[str, ...]:
         return ("global_fraction", "labels", "spectra", "loss_time", "slices")
@@ -108,6 +114,12 @@ class FlowKind(ExperimentKind):
             "min_eig": float(lam[0]) if lam.size else None, "max_eig": float(lam[-1]) if lam.size else None,
             "global_min_value": gmv, "is_global": cls.label.value == "global_minimum", "reason": cls.reason,
         }
+        if r.teacher:
+            record.update(teacher=r.teacher, teacher_index=int(r.teacher_index))
+        rec = end.to_record()  # the continuation of a first pass that reached no critical point, if any
+        cont, detail = rec.get("continuation"), rec.get("continuation_detail")
+        record["continuation"] = cont if cont is None or isinstance(cont, str) else record_json(cont)
+        record["continuation_detail"] = None if detail is None else record_json(detail)
         try:
             record.update(self.reduction_fields(r, ls, end.theta))
         except Exception as e:  # noqa: BLE001 - the reduction is a report, not the run
@@ -115,6 +127,9 @@ class FlowKind(ExperimentKind):
         theta = np.asarray(end.theta)
         arrays = {"theta": theta, "theta0": np.asarray(flow.thetas[0]), "eigenvalues": lam,
                   "flow_t": flow.ts, "flow_loss": flow.losses, "flow_grad": flow.grad_norms}
+        fields, more = self.end_fields(r, ls, end, gmv)
+        record.update(fields)
+        arrays.update(more)
         if spec.report.slices and ls.n_params >= 2:
             arrays.update(_slices(ls, theta, r.seed, spec.report.slice_points, lam.size > 0))
         return record, arrays
@@ -144,46 +159,84 @@ class FlowKind(ExperimentKind):
 
     # ----------------------------------------------------------------- results
     def summary(self, df) -> list[dict]:
+        """One row per (teacher, width): runs, failures, the global fraction and the labels.
+        Rows carry ``teacher`` when the records name their teacher."""
         rows = []
         if df.empty:
             return rows
+        df = with_groups(df)
         ok = df[df["run_status"] == "ok"] if "run_status" in df else df
-        for width, g in df.groupby("width", sort=False):
-            gok = ok[ok["width"] == width]
+        for group, g in df.groupby("_group", sort=False):
+            gok = ok[ok["_group"] == group]
             labels = gok["label"].value_counts().to_dict() if "label" in gok else {}
+            row = {"teacher": g["_teacher"].iloc[0]} if "teacher" in df else {}
             rows.append({
-                "width": width, "runs": int(len(g)), "failed": int(len(g) - len(gok)),
+                **row, "width": g["width"].iloc[0], "runs": int(len(g)), "failed": int(len(g) - len(gok)),
                 "global_fraction": float(gok["is_global"].mean()) if len(gok) and "is_global" in gok else 0.0,
                 "labels": {k: int(v) for k, v in labels.items()},
                 "median_grad_norm_inf": float(gok["grad_norm_inf"].median()) if len(gok) else None,
                 "median_wall_time": float(gok["wall_time"].median()) if len(gok) and "wall_time" in gok else None,
+                "_order": (int(g["_teacher_index"].iloc[0]), width_key(g["width"].iloc[0])),
             })
-        return sorted(rows, key=lambda r: width_key(r["width"]))
+        rows.sort(key=lambda r: r["_order"])
+        return [{k: v for k, v in r.items() if k != "_order"} for r in rows]
 
     def table(self, spec: SweepSpec, rows: list[dict]) -> Table:
+        several = len({r.get("teacher") for r in rows}) > 1
         body = tuple(
-            (str(r["width"]), str(r["runs"]), f"{r['global_fraction']:.2f}",
-             ", ".join(f"{_SHORT.get(k, k)} {v}" for k, v in sorted(r["labels"].items())),
-             "" if r["median_grad_norm_inf"] is None else f"{r['median_grad_norm_inf']:.1e}",
-             "" if r["median_wall_time"] is None else f"{r['median_wall_time']:.2f}")
+            ((str(r["teacher"]),) if several else ())
+            + (str(r["width"]), str(r["runs"]), f"{r['global_fraction']:.2f}",
+               ", ".join(f"{_SHORT.get(k, k)} {v}" for k, v in sorted(r["labels"].items())),
+               "" if r["median_grad_norm_inf"] is None else f"{r['median_grad_norm_inf']:.1e}",
+               "" if r["median_wall_time"] is None else f"{r['median_wall_time']:.2f}")
             for r in rows)
-        return Table(spec.name, ("width", "runs", "global fraction", "labels", "median ‖∇L‖∞", "median s/run"), body)
+        columns = ("width", "runs", "global fraction", "labels", "median ‖∇L‖∞", "median s/run")
+        return Table(spec.name, (("teacher",) if several else ()) + columns, body)
 
     def figures(self, store: Store, df, spec: SweepSpec, figdir: Path) -> list[Figure]:
+        df = with_groups(df)
         ok = df[df["run_status"] == "ok"] if "run_status" in df else df
-        widths = sorted(df["width"].unique(), key=width_key)
+        groups = list(dict.fromkeys(df.sort_values("_order", kind="stable")["_group"]))
         makers = {"global_fraction": _fig_global_fraction, "labels": _fig_labels, "spectra": _fig_spectra,
                   "loss_time": _fig_loss_time, "slices": _fig_slices}
         out = []
         for name in self.figure_names():
             if name in makers:
-                out.append(makers[name](store, ok, widths, figdir))
+                out.append(makers[name](store, ok, groups, figdir))
             else:
-                out.append(self.extra_figure(name, store, ok, widths, figdir))
+                out += self.extra_figures(name, store, ok, spec, figdir)
         return out
 
-    def extra_figure(self, name, store, ok, widths, figdir) -> Figure:
+    def extra_figures(self, name, store, ok, spec, figdir) -> list[Figure]:
+        """The kind's own figures called `name` in :meth:`figure_names` (one or several)."""
         raise NotImplementedError(name)
+
+
+def record_json(obj) -> str:
+    """Compact JSON of a nested record, without its clock times (keys ``wall_time`` and
+    ``timings``): a run's record does not depend on when or where it was computed."""
+    def strip(x):
+        if isinstance(x, dict):
+            return {k: strip(v) for k, v in x.items() if k not in ("wall_time", "timings")}
+        if isinstance(x, list | tuple):
+            return [strip(v) for v in x]
+        return x
+
+    return json.dumps(strip(obj), sort_keys=True, separators=(",", ":"), default=str)
+
+
+def with_groups(df):
+    """The results table with the columns the summary and figures group by: ``_teacher``,
+    ``_teacher_index``, ``_group`` (the width, or ``<teacher> m=<width>`` when the sweep has
+    several teachers) and ``_order`` (teacher index, width)."""
+    df = df.copy()
+    df["_teacher"] = df["teacher"].fillna("").astype(str) if "teacher" in df else ""
+    df["_teacher_index"] = df["teacher_index"].fillna(0).astype(int) if "teacher_index" in df else 0
+    several = df["_teacher"].nunique() > 1
+    width = df["width"].astype(str)
+    df["_group"] = (df["_teacher"] + " m=" + width) if several else width
+    df["_order"] = [(int(t), width_key(w)) for t, w in zip(df["_teacher_index"], width, strict=True)]
+    return df
 
 
 _SHORT = {"global_minimum": "global", "minimum": "min", "degenerate_minimum": "degen-min",
@@ -233,11 +286,17 @@ def _filter_normalised(ls, theta, rng):
 
 
 # --------------------------------------------------------------------- figures
+def _ticks(groups) -> list[str]:
+    """Axis labels of the groups (``erf-r2 m=3`` on two lines)."""
+    return [str(g).replace(" m=", "\nm=") for g in groups]
+
+
 def _fig_global_fraction(store, ok, widths, figdir) -> Figure:
     plt = pyplot()
-    fig, ax = plt.subplots(figsize=(5, 3.2))
-    frac = [float(ok[ok["width"] == w]["is_global"].mean()) if (ok["width"] == w).any() else 0.0 for w in widths]
-    ax.bar([str(w) for w in widths], frac, color="tab:green")
+    fig, ax = plt.subplots(figsize=(max(5, 0.45 * len(widths)), 3.2))
+    frac = [float(ok[ok["_group"] == w]["is_global"].mean()) if (ok["_group"] == w).any() else 0.0 for w in widths]
+    ax.bar(_ticks(widths), frac, color="tab:green")
+    ax.tick_params(axis="x", labelsize=7 if len(widths) > 8 else 10)
     ax.set_ylim(0, 1.05)
     ax.set_xlabel("student width m")
     ax.set_ylabel("fraction reaching a global minimum")
@@ -250,13 +309,14 @@ def _fig_global_fraction(store, ok, widths, figdir) -> Figure:
 
 def _fig_labels(store, ok, widths, figdir) -> Figure:
     plt = pyplot()
-    fig, ax = plt.subplots(figsize=(5.5, 3.2))
+    fig, ax = plt.subplots(figsize=(max(5.5, 0.45 * len(widths)), 3.2))
     bottom = np.zeros(len(widths))
     present = [lab for lab in LABEL_COLORS if lab in set(ok.get("label", []))]
     for lab in present:
-        counts = np.array([int(((ok["width"] == w) & (ok["label"] == lab)).sum()) for w in widths])
-        ax.bar([str(w) for w in widths], counts, bottom=bottom, label=lab, color=LABEL_COLORS[lab])
+        counts = np.array([int(((ok["_group"] == w) & (ok["label"] == lab)).sum()) for w in widths])
+        ax.bar(_ticks(widths), counts, bottom=bottom, label=lab, color=LABEL_COLORS[lab])
         bottom += counts
+    ax.tick_params(axis="x", labelsize=7 if len(widths) > 8 else 10)
     ax.set_xlabel("student width m")
     ax.set_ylabel("runs")
     if present:
@@ -270,10 +330,10 @@ def _fig_labels(store, ok, widths, figdir) -> Figure:
 
 def _fig_spectra(store, ok, widths, figdir) -> Figure:
     plt = pyplot()
-    fig, ax = plt.subplots(figsize=(6, 3.4))
+    fig, ax = plt.subplots(figsize=(max(6, 0.45 * len(widths)), 3.4))
     any_data = False
     for i, w in enumerate(widths):
-        for _, r in ok[ok["width"] == w].iterrows():
+        for _, r in ok[ok["_group"] == w].iterrows():
             ev = store.arrays(r["run_id"]).get("eigenvalues")
             if ev is None or ev.size == 0:
                 continue
@@ -282,7 +342,7 @@ def _fig_spectra(store, ok, widths, figdir) -> Figure:
                        ev, s=4, color=LABEL_COLORS.get(r["label"], "k"), alpha=0.6)
     if any_data:
         ax.set_yscale("symlog", linthresh=1e-8)
-        ax.set_xticks(range(len(widths)), [str(w) for w in widths])
+        ax.set_xticks(range(len(widths)), _ticks(widths), fontsize=7 if len(widths) > 8 else 10)
     else:
         no_data(ax, "no spectra stored")
     ax.set_xlabel("student width m")

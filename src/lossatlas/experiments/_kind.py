@@ -46,6 +46,11 @@ class ExperimentKind(abc.ABC):
     name: ClassVar[str]
     #: One line for help texts and the report.
     title: ClassVar[str]
+    #: Whether specs may list several teachers (``[[teachers]]``) and widths relative to the
+    #: teacher's (``student.widths_relative``).
+    several_teachers: ClassVar[bool] = False
+    #: The record format, hashed into every run id: a new format recomputes the kind's runs.
+    run_format: ClassVar[str] = "lossatlas-run/2"
 
     # ----------------------------------------------------------------- specs and runs
     @abc.abstractmethod
@@ -68,7 +73,8 @@ class ExperimentKind(abc.ABC):
     def runs(self, spec: SweepSpec) -> list[RunSpec]:
         """Every run of the sweep, width-major, in a deterministic order."""
         key = json.dumps(self.run_key(spec), sort_keys=True, separators=(",", ":"))
-        return [RunSpec(spec, w, seed, key) for w in self.run_widths(spec) for seed in spec.seeds]
+        return [RunSpec(spec, w, seed, key, format=self.run_format) for w in self.run_widths(spec)
+                for seed in spec.seeds]
 
     # ----------------------------------------------------------------- running
     def run_one(self, run: RunSpec) -> tuple[dict, dict]:
@@ -125,5 +131,8 @@ class ExperimentKind(abc.ABC):
 
 def error_record(r: RunSpec, e: Exception) -> dict:
     """The record of a run that raised."""
-    return {"run_id": r.run_id, "kind": r.kind, "width": r.width_str, "seed": int(r.seed), "run_status": "error",
-            "error": f"{type(e).__name__}: {e}", "traceback": traceback.format_exc(limit=5)}
+    rec = {"run_id": r.run_id, "kind": r.kind, "width": r.width_str, "seed": int(r.seed), "run_status": "error",
+           "error": f"{type(e).__name__}: {e}", "traceback": traceback.format_exc(limit=5)}
+    if r.teacher:
+        rec.update(teacher=r.teacher, teacher_index=int(r.teacher_index))
+    return rec

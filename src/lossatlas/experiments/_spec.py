@@ -65,6 +65,33 @@ plots the recovery probability versus n with each branch's threshold marked.
     slices = true
     slice_points = 21
     path = true                 # loss along a path between two permuted global minima
+
+Several teachers in one sweep (``teacher_student`` only): an array of tables ``[[teachers]]``,
+one per teacher. Each entry takes the fields of ``[teacher]`` (which then gives their defaults),
+a ``label`` (letters, digits, ``-``, ``_``, ``.``; default ``<activation>-r<width>``), its own
+``data`` (an inline table overriding fields of ``[data]``) and its own ``widths`` or
+``widths_relative``. ``student.widths_relative = [-1, 0, 1]`` gives every teacher the students
+m = r* − 1, r*, r* + 1 (also for a single ``[teacher]``); ``student.widths`` gives every teacher
+the same widths. Runs, summaries, tables, figures and counts are per teacher; a teacher's runs are
+the runs the same single-``[teacher]`` spec would have (same run ids).
+
+.. code-block:: toml
+
+    [student]
+    widths_relative = [-1, 0, 1, 2, 3]
+
+    [teacher]                   # defaults of every entry below
+    activation = "erf"
+    input_dim = 4
+
+    [[teachers]]
+    width = 2
+
+    [[teachers]]
+    label = "softplus-N2000"
+    activation = "softplus"
+    width = 2
+    data = { population = false, n_samples = 2000, seed = 1 }
 """
 
 from __future__ import annotations
@@ -89,6 +116,7 @@ class StudentSpec:
     init_scale: str | float = "xavier"
     freeze: tuple[str, ...] = ()
     depth: int = 2
+    widths_relative: tuple[int, ...] | None = None  # m = r* + k for each k (then `widths` is resolved)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -124,8 +152,32 @@ class ReportConfig:
 
 
 @dataclasses.dataclass(frozen=True)
+class TeacherEntry:
+    """One teacher of a several-teacher sweep (an entry of ``[[teachers]]``): its label, its
+    network, its data and its students' widths (resolved: absolute widths)."""
+
+    label: str
+    teacher: TeacherSpec
+    data: DataSpec
+    widths: tuple[int, ...]
+
+    def to_dict(self) -> dict:
+        """The entry as a ``[[teachers]]`` table (resolved widths, every data field)."""
+        return {"label": self.label, **dataclasses.asdict(self.teacher), "data": plain(dataclasses.asdict(self.data)),
+                "widths": list(self.widths)}
+
+
+def default_teacher_label(t: TeacherSpec) -> str:
+    """The label of a teacher without one: ``<activation>-r<width>``, e.g. ``erf-r3``."""
+    return f"{t.activation}-r{t.width}"
+
+
+@dataclasses.dataclass(frozen=True)
 class SweepSpec:
-    """A whole sweep: what to run (teacher, students, data, seeds) and what to report."""
+    """A whole sweep: what to run (teacher, students, data, seeds) and what to report.
+
+    With ``teachers`` (``[[teachers]]``), `teacher` and `data` are the entries' defaults and
+    every entry is a sweep of its own (:meth:`teacher_specs`)."""
 
     name: str = "atlas"
     kind: str = "teacher_student"
@@ -134,10 +186,30 @@ class SweepSpec:
     data: DataSpec = DataSpec()
     run: RunConfig = RunConfig()
     report: ReportConfig = ReportConfig()
+    teachers: tuple[TeacherEntry, ...] = ()
 
     def to_dict(self) -> dict:
-        """Plain nested dict (JSON/TOML-ready)."""
-        return plain(dataclasses.asdict(self))
+        """Plain nested dict (JSON/TOML-ready). The fields of several-teacher sweeps appear only when
+        used, so that a single-teacher spec's dict (its ``spec.json``) is what it always was."""
+        d = plain(dataclasses.asdict(self))
+        d.pop("teachers")
+        if self.teachers:
+            d["teachers"] = [e.to_dict() for e in self.teachers]
+        if self.student.widths_relative is None:
+            d["student"].pop("widths_relative")
+        else:
+            d["student"].pop("widths")  # resolved from widths_relative (per teacher)
+        return d
+
+    def teacher_specs(self) -> tuple[tuple[str, SweepSpec], ...]:
+        """``(label, single-teacher spec)`` of every teacher, in spec order: the spec itself for a
+        single-teacher spec, else one spec per ``[[teachers]]`` entry (its teacher, data and widths)."""
+        if not self.teachers:
+            return ((default_teacher_label(self.teacher), self),)
+        return tuple((e.label, dataclasses.replace(
+            self, teacher=e.teacher, data=e.data, teachers=(),
+            student=dataclasses.replace(self.student, widths=e.widths, widths_relative=None)))
+            for e in self.teachers)
 
     @property
     def seeds(self) -> range:
@@ -160,6 +232,9 @@ class RunSpec:
     width: int | tuple
     seed: int
     key: str = "{}"
+    teacher: str = ""  # label of the run's teacher (teacher_student), not hashed: the key holds the teacher
+    teacher_index: int = 0
+    format: str = "lossatlas-run/2"  # the record format of the kind (hashed: a new format recomputes runs)
 
     @property
     def kind(self) -> str:
@@ -167,7 +242,7 @@ class RunSpec:
 
     def to_dict(self) -> dict:
         """The plain data the run id hashes (converted only here, and when a record is written)."""
-        return {"format": "lossatlas-run/2", "kind": self.spec.kind, "width": plain(self.width),
+        return {"format": self.format, "kind": self.spec.kind, "width": plain(self.width),
                 "seed": int(self.seed), **json.loads(self.key)}
 
     @property
@@ -178,7 +253,9 @@ class RunSpec:
 
     @property
     def group(self) -> str:
-        """Runs of one group share shapes (vmap-batchable)."""
+        """Runs of one group share shapes and their landscape but for the start (vmap-batchable)."""
+        if self.teacher and self.teacher_index:
+            return json.dumps([self.teacher_index, plain(self.width)])
         return json.dumps(plain(self.width))
 
     @property

@@ -6,6 +6,7 @@ Layout of a sweep folder::
     DIR/runs/<id>.npz      arrays of a run (written first)
     DIR/runs/<id>.json     the run's record (written last: its presence marks the run done)
     DIR/results.parquet    one row per run, gathered from the records
+    DIR/<name>.parquet     sweep-level tables of a kind (teacher_student: families, symmetry)
     DIR/extras/            sweep-level results (e.g. the connecting path)
     DIR/figures/           the report's figures
     DIR/quarantine/<time>/ records found invalid by a later sweep, moved aside (never deleted)
@@ -225,10 +226,17 @@ class Store:
         recs = [{k: v for k, v in r.items() if k != "traceback"} for r in self.records()]
         df = pd.DataFrame(recs)
         if not df.empty and "seed" in df.columns:
-            df = df.sort_values(["width", "seed"], kind="stable").reset_index(drop=True)
-        with atomic_path(self.root / "results.parquet") as tmp:
-            df.to_parquet(tmp, index=False)
+            by = (["teacher_index"] if "teacher_index" in df.columns else []) + ["width", "seed"]
+            df = df.sort_values(by, kind="stable").reset_index(drop=True)
+        self.write_table("results", df)
         return df
+
+    def write_table(self, name: str, df) -> Path:
+        """Write ``DIR/<name>.parquet`` atomically (a temporary file renamed)."""
+        path = self.root / f"{name}.parquet"
+        with atomic_path(path) as tmp:
+            df.to_parquet(tmp, index=False)
+        return path
 
     def table(self):
         """The gathered table (reads ``results.parquet``, or gathers it)."""

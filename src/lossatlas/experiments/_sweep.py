@@ -39,6 +39,8 @@ class SweepSummary:
     retried: int = 0  # of those, computed again (``retry_failed``)
     quarantined: tuple[str, ...] = ()  # run ids whose stored files were invalid (moved aside)
     quarantine_dir: str | None = None
+    retired: tuple[str, ...] = ()  # run ids of valid records that are no run of this spec (an older
+    # record format of the kind, whose runs now have other ids): moved aside into quarantine_dir
 
     def to_record(self) -> dict:
         return dataclasses.asdict(self)
@@ -229,7 +231,9 @@ def run_sweep(
     against one already in the folder, the dask scheduler). The sweep then holds the folder's
     lock (:meth:`Store.lock`): a second sweep on the same folder is refused. A stored run counts
     as done only if its record and arrays validate; invalid ones are moved to
-    ``quarantine/`` (named in the summary) and computed again.
+    ``quarantine/`` (named in the summary) and computed again. Valid records that are no run of
+    the spec (the spec is the folder's own, so they come from an older record format of the
+    kind, :attr:`ExperimentKind.run_format`) are moved there too (``retired`` in the summary).
     """
     _check_executor(executor, workers, scheduler)
     _check_out_folder(out)
@@ -249,7 +253,10 @@ def run_sweep(
             _check_same_sweep(out, doc)  # again, now that no other sweep can write the folder
             write_json_atomic(store.root / "spec.json", doc)
             valid, invalid = store.scan()
-            qdir = store.quarantine(invalid)
+            retired = {run_id: "a record of an older run format: not a run of this spec (its run is "
+                       "computed again under the current format)" for run_id in sorted(valid - all_ids)}
+            valid -= set(retired)
+            qdir = store.quarantine({**invalid, **retired})
             failed_ids = _failed_ids(store, valid & all_ids)
             if retry_failed:
                 for run_id in failed_ids:
@@ -285,7 +292,7 @@ def run_sweep(
                         wall_time=time.perf_counter() - t0, executor=executor, workers=int(workers),
                         failed_before=len(failed_ids), retried=len(failed_ids) if retry_failed else 0,
                         quarantined=tuple(sorted(invalid)),
-                        quarantine_dir=None if qdir is None else str(qdir))
+                        quarantine_dir=None if qdir is None else str(qdir), retired=tuple(retired))
 
 
 def _compilation_cache(store: Store) -> str:

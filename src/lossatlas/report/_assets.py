@@ -80,7 +80,12 @@ var D=JSON.parse(document.getElementById('lossatlas-data').textContent);
 var RUNS=D.runs, COLS=D.columns, COLORS=D.labelColors, ARR=D.arrays;
 var BYID={}; RUNS.forEach(function(r){BYID[r.run_id]=r;});
 var NS='http://www.w3.org/2000/svg';
-var state={sort:null,dir:1,width:'',label:'',status:'',text:''};
+var state={sort:null,dir:1,width:'',label:'',status:'',text:'',teacher:''};
+var TEACHERS=uniq(RUNS.filter(function(r){return r.teacher!=null;}).sort(function(a,b){return (a.teacher_index||0)-(b.teacher_index||0);}).map(function(r){return String(r.teacher);}));
+var MULTI=TEACHERS.length>1;
+function catOf(r){return MULTI?String(r.teacher)+' m='+r.width:String(r.width);}
+function cmpCat(a,b){if(!MULTI)return cmpWidth(a,b);var i=a.lastIndexOf(' m='),j=b.lastIndexOf(' m=');
+  var ta=TEACHERS.indexOf(a.slice(0,i)),tb=TEACHERS.indexOf(b.slice(0,j));return ta!==tb?ta-tb:cmpWidth(a.slice(i+3),b.slice(j+3));}
 
 function el(tag,attrs,kids){var e=document.createElement(tag);for(var k in (attrs||{})){
   if(k==='text')e.textContent=attrs[k];else if(k==='html')e.innerHTML=attrs[k];else e.setAttribute(k,attrs[k]);}
@@ -100,6 +105,7 @@ function uniq(a){var s={},o=[];a.forEach(function(x){if(!(x in s)){s[x]=1;o.push
 
 // ------------------------------------------------------------ filters and table
 function visible(r){
+  if(state.teacher&&String(r.teacher)!==state.teacher)return false;
   if(state.width&&String(r.width)!==state.width)return false;
   if(state.label&&labelOf(r)!==state.label)return false;
   if(state.status&&String(r.run_status)!==state.status)return false;
@@ -110,6 +116,7 @@ function buildFilters(){
     values.forEach(function(v){s.appendChild(el('option',{value:v,text:v}));});
     s.addEventListener('change',function(){state[key]=s.value;refresh();});
     box.appendChild(el('label',{},[name+' ',s]));}
+  if(MULTI)sel('filter-teacher','teacher',TEACHERS,'teacher');
   sel('filter-width','width',uniq(RUNS.map(function(r){return String(r.width);})).sort(cmpWidth),'width');
   sel('filter-label','label',uniq(RUNS.map(labelOf)).sort(),'label');
   var st=uniq(RUNS.map(function(r){return String(r.run_status);}));
@@ -191,18 +198,18 @@ function legend(items){var d=el('div',{class:'legend'});items.forEach(function(i
 // ------------------------------------------------------------ overview (runs at a glance)
 function drawOverview(){
   var box=document.getElementById('overview-plot');box.innerHTML='';
-  var cats=uniq(RUNS.map(function(r){return String(r.width);})).sort(cmpWidth);
+  var cats=uniq(RUNS.map(catOf)).sort(cmpCat);
   var byLab={};RUNS.forEach(function(r,i){if(!visible(r)||typeof r.loss!=='number')return;var l=labelOf(r);
-    (byLab[l]=byLab[l]||{x:[],y:[],runs:[],color:color(l)});var j=cats.indexOf(String(r.width));
+    (byLab[l]=byLab[l]||{x:[],y:[],runs:[],color:color(l)});var j=cats.indexOf(catOf(r));
     var jit=((i*2654435761)%1000)/1000-0.5;byLab[l].x.push(j+0.5*jit);byLab[l].y.push(Math.max(r.loss,1e-32));byLab[l].runs.push(r.run_id);});
   var series=Object.keys(byLab).map(function(k){return byLab[k];});
   if(!series.length&&!RUNS.some(function(r){return typeof r.loss==='number';})){box.appendChild(el('p',{class:'caption',text:'No run has a loss to show.'}));return;}
-  box.appendChild(plot({w:Math.min(1000,Math.max(480,box.clientWidth||900)),h:300,cats:cats,y:{kind:'log'},series:series,xlabel:'width',ylabel:'final loss',cls:'overview',empty:'no run matches the filters'}));
+  box.appendChild(plot({w:Math.min(1000,Math.max(480,box.clientWidth||900)),h:300,cats:cats,y:{kind:'log'},series:series,xlabel:MULTI?'teacher, width':'width',ylabel:'final loss',cls:'overview',empty:'no run matches the filters'}));
   box.appendChild(legend(Object.keys(byLab).map(function(k){return [k+' ('+byLab[k].x.length+')',color(k)];})));}
 function tip(ev,text){var t=document.getElementById('tooltip');if(!text){t.hidden=true;return;}t.textContent=text;t.hidden=false;
   t.style.left=(ev.clientX+12)+'px';t.style.top=(ev.clientY+12)+'px';}
 document.addEventListener('mouseover',function(ev){var id=ev.target.getAttribute&&ev.target.getAttribute('data-run');
-  if(id&&ev.target.tagName==='circle'){var r=BYID[id];tip(ev,'run '+id+'\nwidth '+r.width+', seed '+r.seed+'\n'+labelOf(r)+
+  if(id&&ev.target.tagName==='circle'){var r=BYID[id];tip(ev,'run '+id+'\n'+(MULTI?'teacher '+r.teacher+', ':'')+'width '+r.width+', seed '+r.seed+'\n'+labelOf(r)+(r.explanation?' ('+r.explanation+')':'')+
     '\nloss '+fmt(r.loss,'num')+(r.grad_norm_inf!=null?'\n‖∇L‖∞ '+fmt(r.grad_norm_inf,'num'):''));}});
 document.addEventListener('mouseout',function(ev){if(ev.target.tagName==='circle')tip(ev,null);});
 document.addEventListener('click',function(ev){var id=ev.target.getAttribute&&ev.target.getAttribute('data-run');
@@ -266,7 +273,12 @@ function selftest(){var out={figures:{},runs_total:RUNS.length,rows:0,label_coun
     out['overview_points_'+o.value]=document.querySelectorAll('#overview-plot circle.pt').length;});
   setSelect('filter-label','');
   Array.prototype.forEach.call(document.getElementById('filter-width').options,function(o){if(!o.value)return;setSelect('filter-width',o.value);out.width_counts[o.value]=visibleRows().length;});
-  setSelect('filter-width','');out.rows_after_reset=visibleRows().length;
+  setSelect('filter-width','');
+  if(document.getElementById('filter-teacher')){out.teacher_counts={};out.overview_categories={};
+    Array.prototype.forEach.call(document.getElementById('filter-teacher').options,function(o){if(!o.value)return;setSelect('filter-teacher',o.value);
+      out.teacher_counts[o.value]=visibleRows().length;out.overview_categories[o.value]=document.querySelectorAll('#overview-plot circle.pt').length;});
+    setSelect('filter-teacher','');}
+  out.rows_after_reset=visibleRows().length;
   var key=COLS.some(function(c){return c.key==='loss';})?'loss':'seed';
   var th=document.querySelector('#runs-table th[data-key="'+key+'"]');
   function col(){return visibleRows().map(function(tr){return BYID[tr.dataset.run][key];}).filter(function(v){return typeof v==='number';});}

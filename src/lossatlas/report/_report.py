@@ -29,24 +29,31 @@ from ..data import atomic_path
 from ..experiments import Figure, Store, Table, get_kind, spec_from_record
 from ._assets import BOOT_JS, CSS, LABEL_COLORS, PAGE_JS
 
-#: Figures of the teacher-student kind, and of the census kind (names of ``figures/*.png``).
-FIGURES = ("global_fraction", "labels", "symmetry", "spectra", "loss_time", "slices", "path")
+#: Figures of the teacher-student kind (one teacher; with several, ``families`` is one figure per
+#: teacher, ``families_<label>``), and of the census kind (names of ``figures/*.png``).
+FIGURES = ("global_fraction", "labels", "families", "symmetry", "spectra", "loss_time", "slices", "path")
 CENSUS_FIGURES = ("census_fraction", "census_losses")
 
 #: Columns of the runs table, in this order, when the kind's records have them: (field, header, type).
 RUN_COLUMNS = (
-    ("run_id", "run", "str"), ("width", "width", "str"), ("seed", "seed", "num"), ("label", "label", "str"),
+    ("run_id", "run", "str"), ("teacher", "teacher", "str"), ("width", "width", "str"), ("seed", "seed", "num"),
+    ("label", "label", "str"),
     ("loss", "loss", "num"), ("grad_norm_inf", "‖∇L‖∞", "num"), ("index", "index", "num"),
     ("nullity", "nullity", "num"), ("polish_method", "polish method", "str"), ("converged", "converged", "bool"),
-    ("reduced_width", "reduced width", "num"), ("wall_time", "wall time (s)", "num"),
+    ("reduced_width", "reduced width", "num"), ("explanation", "explanation", "str"),
+    ("family_width", "family width", "num"), ("continuation", "continuation", "str"),
+    ("wall_time", "wall time (s)", "num"),
     ("run_status", "status", "str"),
 )
 #: Fields of a record shown in its per-run section under "reduction / family".
-REDUCTION_FIELDS = ("r_star", "reduced_width", "subspace_dim", "on_expansion_manifold", "reduction_distance",
-                    "subspace_key", "reduction_error", "branch", "branch_index", "codim", "dim", "morse_bott",
+REDUCTION_FIELDS = ("teacher", "r_star", "reduced_width", "subspace_dim", "on_expansion_manifold",
+                    "reduction_distance", "subspace_key", "reduction_error", "explanation", "family_key",
+                    "family_width", "family_loss", "family_index", "family_nullity", "family_label",
+                    "family_grad_norm_inf", "wide_width", "wide_index", "index_at_least_narrow", "merge_tol",
+                    "explanation_error", "continuation", "branch", "branch_index", "codim", "dim", "morse_bott",
                     "family")
 #: Figures drawn across the whole page width (the others two by two).
-_WIDE_FIGURES = ("slices", "census_losses")
+_WIDE_FIGURES = ("slices", "census_losses", "families")
 #: Record fields never inlined (bulky or internal).
 _SKIP_FIELDS = ("array_names",)
 
@@ -183,10 +190,11 @@ def _slice(z, axis, side: int) -> dict | None:
 
 def _page_data(store: Store, records: list[dict]) -> dict:
     """The runs (their scalar fields) and their downsampled arrays, for the page's script."""
-    present = {k for r in records for k in r}
+    present = {k for r in records for k, v in r.items() if v is not None}  # a column of Nones is left out
     all_ok = all(r.get("run_status", "ok") == "ok" for r in records)
+    one_teacher = len({r.get("teacher") for r in records}) <= 1
     columns = [{"key": k, "title": t, "type": ty} for k, t, ty in RUN_COLUMNS
-               if k in present and not (k == "run_status" and all_ok)]
+               if k in present and not (k == "run_status" and all_ok) and not (k == "teacher" and one_teacher)]
     n_flow, n_eig, side = _budget(len(records))
     runs, arrays = [], {}
     for r in records:
@@ -233,8 +241,12 @@ def _summary_words(spec, kind, df, rows: list[dict], lines: list[str], figs: lis
     ok = df[df["run_status"] == "ok"] if "run_status" in df else df
     failed = n - len(ok)
     widths = sorted({str(w) for w in df["width"]}, key=_width_key) if "width" in df else []
+    teachers = spec.teacher_specs() if spec.teachers else ()
+    what = (f"{_plural(len(teachers), 'teacher')} (" + "; ".join(
+        f"{e(label)}: r* = {sub.teacher.width}, m = {e(', '.join(str(m) for m in sub.student.widths))}"
+        for label, sub in teachers) + ")") if teachers else f"{_plural(len(widths), 'width')} ({e(', '.join(widths))})"
     out = [f"<p><b>{_plural(n, 'run')}</b> of the <code>{e(kind.name)}</code> kind ({e(kind.title)}): "
-           f"{_plural(len(widths), 'width')} ({e(', '.join(widths))}) × {_plural(spec.run.seeds, 'seed')}. "
+           f"{what} × {_plural(spec.run.seeds, 'seed')}. "
            f"<b>{len(ok)} finished</b>"
            + (f", <b class='bad'>{failed} failed</b>.</p>" if failed else ", none failed.</p>")]
     if failed and "error" in df:
@@ -243,7 +255,8 @@ def _summary_words(spec, kind, df, rows: list[dict], lines: list[str], figs: lis
                    + ". Each failed run's traceback is in its section of the runs table.</p>")
     heads = []
     if rows and all("global_fraction" in r and "runs" in r for r in rows):
-        per = ", ".join(f"m = {e(str(r['width']))}: {round(r['global_fraction'] * (r['runs'] - r.get('failed', 0)))}"
+        per = ", ".join((f"{e(str(r['teacher']))} " if teachers and "teacher" in r else "")
+                        + f"m = {e(str(r['width']))}: {round(r['global_fraction'] * (r['runs'] - r.get('failed', 0)))}"
                         f"/{r['runs'] - r.get('failed', 0)}" for r in rows)
         heads.append(f"Global minima reached per width: {per}.")
     if "label" in ok and len(ok):
@@ -251,6 +264,10 @@ def _summary_words(spec, kind, df, rows: list[dict], lines: list[str], figs: lis
         heads.append("End-point labels: " + ", ".join(
             f"<i class='dot' style='background:{LABEL_COLORS.get(str(k), '#555')}'></i>{e(str(k).replace('_', ' '))} "
             f"<b>{v}</b>" for k, v in counts.items()) + ".")
+    if "explanation" in ok and len(ok):
+        kinds = ok["explanation"].fillna("none (not critical)").astype(str).value_counts()
+        heads.append("Explanations of the end points: " + ", ".join(
+            f"{e(str(k).replace('_', ' '))} <b>{v}</b>" for k, v in kinds.items()) + ".")
     if "converged" in ok and len(ok):
         conv = int(ok["converged"].astype(bool).sum())
         words = (f"{conv} of {len(ok)} end points converged (‖∇L‖∞ ≤ max(gtol, round-off floor))")
@@ -275,11 +292,21 @@ def _summary_words(spec, kind, df, rows: list[dict], lines: list[str], figs: lis
 
 
 def _spec_rows(spec, kind) -> dict[str, str]:
-    applies = {"name": spec.name, "kind": spec.kind, "widths": json.dumps(spec.to_dict()["student"]["widths"]),
+    student = spec.to_dict()["student"]
+    widths = student["widths"] if "widths" in student else {"widths_relative": student["widths_relative"]}
+    applies = {"name": spec.name, "kind": spec.kind, "widths": json.dumps(widths),
                "seeds per width": f"{spec.run.seeds} (from {spec.run.first_seed})"}
-    for table, fields in kind.run_key(spec).items():
-        for k, v in fields.items():
-            applies[f"{table}.{k}"] = json.dumps(v) if isinstance(v, list | dict) else str(v)
+    subs = spec.teacher_specs() if spec.teachers else (("", spec),)
+    for label, sub in subs:
+        for table, fields in kind.run_key(sub).items():
+            if label and table in ("teacher", "data"):
+                continue
+            for k, v in fields.items():
+                applies[f"{table}.{k}"] = json.dumps(v) if isinstance(v, list | dict) else str(v)
+    for label, sub in subs if spec.teachers else ():
+        d = sub.to_dict()
+        applies[f"teacher {label}"] = json.dumps({**d["teacher"], "widths": list(sub.student.widths),
+                                                 "data": d["data"]})
     return applies
 
 
@@ -295,7 +322,7 @@ def _figure_html(f: Figure, root: Path) -> str:
         src = rel
     cls = "" if f.has_data else " class='nodata'"
     flag = "" if f.has_data else "<b class='bad'>No data.</b> "
-    wide = " class='wide'" if f.name in _WIDE_FIGURES else ""
+    wide = " class='wide'" if f.name.split("_")[0] in _WIDE_FIGURES or f.name in _WIDE_FIGURES else ""
     return (f"<figure id='fig-{e(f.name)}'{wide} data-figure='{e(f.name)}' data-has-data='{int(f.has_data)}'>"
             f"<img src='{src}' alt='{e(f.name)}' loading='eager'>"
             f"<figcaption{cls}><b>{e(f.name.replace('_', ' '))}.</b> {flag}{e(f.caption)} "
