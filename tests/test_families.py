@@ -53,6 +53,7 @@ label = "sp"
 activation = "softplus"
 width = 2
 data = { population = false, n_samples = 50, seed = 3 }
+seeds = 2
 [run]
 seeds = 3
 """
@@ -71,14 +72,15 @@ def test_several_teachers_expand_into_single_teacher_runs():
     assert [sub.student.widths for _, sub in subs] == [(1, 2, 3), (3, 5), (1, 2, 3)]
     assert subs[1][1].teacher.seed == 4 and subs[1][1].teacher.input_dim == 3  # defaults from [teacher]
     assert subs[2][1].data.population is False and subs[2][1].data.n_samples == 50
+    assert [sub.run.seeds for _, sub in subs] == [3, 3, 2]  # the softplus teacher's own seeds
     runs = kind.runs(spec)
-    assert len(runs) == (3 + 2 + 3) * 3
+    assert len(runs) == (3 + 2) * 3 + 3 * 2
     assert len({r.run_id for r in runs}) == len(runs)
     assert {r.teacher for r in runs} == {"erf-r2", "wide-one", "sp"}
     # each teacher's runs are the runs of its own single-teacher spec: same ids
     for i, (label, sub) in enumerate(subs):
         single = spec_from_dict({"teacher": {**sub.to_dict()["teacher"]}, "data": sub.to_dict()["data"],
-                                 "student": {"widths": list(sub.student.widths)}, "run": {"seeds": 3}})
+                                 "student": {"widths": list(sub.student.widths)}, "run": {"seeds": sub.run.seeds}})
         assert not single.teachers
         mine = [r for r in runs if r.teacher_index == i]
         assert [r.run_id for r in mine] == [r.run_id for r in kind.runs(single)]
@@ -117,7 +119,8 @@ def test_the_certified_specs_parse():
                                                                for s in erf)
     sp = [sub for _, sub in small.teacher_specs() if sub.teacher.activation == "softplus"]
     assert len(sp) == 1 and not sp[0].data.population and sp[0].data.n_samples == 2000
-    assert len(get_kind("teacher_student").runs(small)) == 4 * 5 * 100
+    assert sp[0].run.seeds == 10  # a softplus run costs ~15 erf runs: the spec stays within the hour
+    assert len(get_kind("teacher_student").runs(small)) == 3 * 5 * 100 + 5 * 10
 
 
 BAD = [
@@ -134,6 +137,7 @@ BAD = [
     ('[student]\nwidths_relative = [1, 1]\n', "student.widths_relative"),
     ('[[teachers]]\nwidth = 2\nwidths = [2]\nwidths_relative = [0]\n', "teachers[0].widths_relative"),
     ('[[teachers]]\nwidth = 2\nwidths = [0]\n', "teachers[0].widths"),
+    ('[[teachers]]\nwidth = 2\nseeds = 0\n', "teachers[0].seeds"),
     ('[[teachers]]\nwidth = 2\nactivation = "softplus"\n', "teachers[0].data.population"),
     ('[[teachers]]\nwidth = 2\ndata = { population = false, n_samples = -5 }\n', "teachers[0].data.n_samples"),
     ('[[teachers]]\nwidth = 2\ndata = { size = 5 }\n', "teachers[0].data.size"),
@@ -237,6 +241,27 @@ def test_family_rows_against_brute_force():
             assert f["family_index"] == own[0]["family_index"] and f["family_label"] == own[0]["family_label"]
             assert f["consistent"] and abs(f["family_loss"] - own[0]["family_loss"]) <= 2e-17
             assert f["r_star"] == teachers[t][0]
+
+
+def test_width_counts_split_every_finished_run():
+    from lossatlas.experiments._families import family_rows, width_counts
+
+    recs, teachers = _records(seed=3)
+    # a critical end point without an explanation (e.g. it reduces to width 0): in no family
+    recs.append({"run_id": "f" * 16, "run_status": "ok", "teacher": "A", "teacher_index": 0, "width": "2",
+                 "seed": 999, "r_star": 2, "label": "degenerate_minimum", "explanation": None, "family_key": None})
+    rows = width_counts(recs)
+    fams = family_rows(recs)
+    for c in rows:
+        mine = [r for r in recs if r["run_status"] == "ok" and r["teacher"] == c["teacher"]
+                and r["width"] == str(c["m"])]
+        assert c["runs"] == len(mine)
+        assert c["not_critical"] == sum(r["label"] == "not_critical" for r in mine)
+        assert c["critical_unexplained"] == sum(r["label"] != "not_critical" and r["explanation"] is None
+                                                for r in mine)
+        assert c["runs"] == c["explained"] + c["not_critical"] + c["critical_unexplained"]
+        assert c["explained"] == sum(f["runs_by_width"].get(c["m"], 0) for f in fams if f["teacher"] == c["teacher"])
+    assert sum(c["critical_unexplained"] for c in rows) == 1
 
 
 def test_symmetry_rows_against_brute_force_and_the_counts():

@@ -14,7 +14,8 @@ critical points up to permutation and sign have equal keys). Two tables follow f
 
 Records of runs that failed, or whose end point is not critical (no ``explanation``), are in
 no family; :func:`width_runs` counts every finished run per (teacher, m), the denominators of
-the fractions.
+the fractions, and :func:`width_counts` splits them into explained, not critical, and critical
+but without a family.
 """
 
 from __future__ import annotations
@@ -44,14 +45,32 @@ def explained(rec: dict) -> bool:
             and _present(rec.get("family_key")))
 
 
-def width_runs(records: list[dict]) -> dict[tuple[int, str], dict[int, int]]:
-    """Finished runs per teacher and student width: ``{(index, label): {m: runs}}``."""
+def critical(rec: dict) -> bool:
+    """Whether the record is a finished run whose end point is labelled critical."""
+    return rec.get("run_status", "ok") == "ok" and rec.get("label") not in (None, "not_critical")
+
+
+def width_runs(records: list[dict], select=None) -> dict[tuple[int, str], dict[int, int]]:
+    """Finished runs per teacher and student width (those `select` accepts, if given):
+    ``{(index, label): {m: runs}}``."""
     out: dict = collections.defaultdict(lambda: collections.defaultdict(int))
     for rec in records:
-        if rec.get("run_status", "ok") != "ok":
+        if rec.get("run_status", "ok") != "ok" or (select is not None and not select(rec)):
             continue
         out[teacher_of(rec)][int(rec["width"])] += 1
     return {k: dict(v) for k, v in out.items()}
+
+
+def width_counts(records: list[dict]) -> list[dict]:
+    """Per teacher and student width: finished ``runs``, ``explained`` (in a family),
+    ``not_critical``, and ``critical_unexplained`` (critical, but without a family: no
+    explanation, e.g. a reduction to width 0, or one that raised)."""
+    parts = {"runs": width_runs(records), "explained": width_runs(records, explained),
+             "not_critical": width_runs(records, lambda r: not critical(r)),
+             "critical_unexplained": width_runs(records, lambda r: critical(r) and not explained(r))}
+    return [{"teacher": t[1], "teacher_index": t[0], "m": m,
+             **{k: v.get(t, {}).get(m, 0) for k, v in parts.items()}}
+            for t, by in sorted(parts["runs"].items()) for m in sorted(by)]
 
 
 def _mode(values):

@@ -18,7 +18,7 @@ import numpy as np
 from ..data import atomic_path, save_network
 from ..pipeline import explain
 from ._checks import check_int, spec_error
-from ._families import families_frame, family_rows, symmetry_frame, symmetry_rows, width_runs
+from ._families import families_frame, family_rows, symmetry_frame, symmetry_rows, width_counts
 from ._flowruns import FlowKind, record_json
 from ._kind import Figure, Table
 from ._plot import LABEL_COLORS, no_data, pyplot, save
@@ -177,9 +177,7 @@ class TeacherStudent(FlowKind):
         fam, sym, totals = _catalogue(spec, store.records())
         store.write_table("families", families_frame(fam))
         store.write_table("symmetry", symmetry_frame(sym))
-        out["families"], out["symmetry"] = fam, sym
-        out["width_runs"] = [{"teacher": t[1], "teacher_index": t[0], "m": m, "runs": n}
-                             for t, by in sorted(totals.items()) for m, n in sorted(by.items())]
+        out["families"], out["symmetry"], out["width_runs"] = fam, sym, totals
         if spec.report.path:
             paths = {label: _path(self, sub, store, label if spec.teachers else None)
                      for label, sub in spec.teacher_specs()}
@@ -193,7 +191,7 @@ class TeacherStudent(FlowKind):
         points of each width reaching them, and the subspaces visited against T and G."""
         tables = []
         fams, sym = extras.get("families") or [], extras.get("symmetry") or []
-        runs = {(r["teacher"], r["m"]): r["runs"] for r in extras.get("width_runs") or []}
+        counts = {(r["teacher"], r["m"]): r for r in extras.get("width_runs") or []}
         for i, (label, sub) in enumerate(spec.teacher_specs()):
             mine = [f for f in fams if f["teacher_index"] == i]
             ms = list(sub.student.widths)
@@ -204,10 +202,11 @@ class TeacherStudent(FlowKind):
                 rows = [(f["family"], str(f["family_width"]), _fmt(f["family_loss"]), str(f["family_index"]),
                          str(f["family_label"]), _explained_as(f), *[str(f["runs_by_width"].get(m, 0)) for m in ms])
                         for f in shown]
-                crit = {m: sum(f["runs_by_width"].get(m, 0) for f in mine) for m in ms}
-                if any(runs.get((label, m), 0) - crit[m] for m in ms):
-                    rows.append(("no family", "", "", "", "", "not critical or not explained",
-                                 *[str(runs.get((label, m), 0) - crit[m]) for m in ms]))
+                for key, words in (("critical_unexplained", "critical, no explanation"),
+                                   ("not_critical", "not critical")):
+                    n = [counts.get((label, m), {}).get(key, 0) for m in ms]
+                    if any(n):
+                        rows.append(("no family", "", "", "", "", words, *[str(x) for x in n]))
                 if len(mine) > len(shown):
                     rows.append((f"… {len(mine) - len(shown)} more", "", "", "", "", "in families.parquet",
                                  *["" for _ in ms]))
@@ -248,8 +247,8 @@ class TeacherStudent(FlowKind):
 
     def extra_figures(self, name, store, ok, spec, figdir) -> list[Figure]:
         if name == "families":
-            fams, _, totals = _catalogue(spec, store.records())
-            return [_fig_families(fams, totals, i, label, sub, figdir, f"families_{label}" if spec.teachers
+            fams, _, counts = _catalogue(spec, store.records())
+            return [_fig_families(fams, counts, i, label, sub, figdir, f"families_{label}" if spec.teachers
                                   else "families") for i, (label, sub) in enumerate(spec.teacher_specs())]
         if name == "symmetry":
             _, sym, _ = _catalogue(spec, store.records())
@@ -278,8 +277,8 @@ def _str(x) -> str:
     return "" if x is None else str(x)
 
 
-def _catalogue(spec, records) -> tuple[list[dict], list[dict], dict]:
-    """The family rows, the symmetry rows and the finished runs per (teacher, m) of the sweep's
+def _catalogue(spec, records) -> tuple[list[dict], list[dict], list[dict]]:
+    """The family rows, the symmetry rows and the run counts per (teacher, m) of the sweep's
     records (see :mod:`._families`)."""
     subs = spec.teacher_specs()
     widths = {(i, label): list(sub.student.widths) for i, (label, sub) in enumerate(subs)}
@@ -288,7 +287,7 @@ def _catalogue(spec, records) -> tuple[list[dict], list[dict], dict]:
     return (family_rows(records, widths),
             symmetry_rows(records, {(i, label): (sub.teacher.width, list(sub.student.widths))
                                     for i, (label, sub) in enumerate(subs)}),
-            width_runs(records))
+            width_counts(records))
 
 
 def _counts(spec, store):
@@ -341,12 +340,13 @@ def _path(kind, spec, store, label: str | None = None):
     return meta
 
 
-def _fig_families(fams, totals, index, label, sub, figdir, name) -> Figure:
+def _fig_families(fams, counts, index, label, sub, figdir, name) -> Figure:
     """Family × student width of one teacher; marker area = fraction of that width's runs."""
     plt = pyplot()
     mine = [f for f in fams if f["teacher_index"] == index]
     ms = list(sub.student.widths)
-    runs = totals.get((index, label), {})
+    by_m = {c["m"]: c for c in counts if c["teacher_index"] == index}
+    runs = {m: by_m.get(m, {}).get("runs", 0) for m in ms}
     shown = mine[:40]  # the catalogue's order: by width r, then loss
     rest = mine[40:]
     rows = [(f"{f['family']}  r={f['family_width']}  L={_fmt(f['family_loss'])}  i={f['family_index']}  "
@@ -356,11 +356,11 @@ def _fig_families(fams, totals, index, label, sub, figdir, name) -> Figure:
     if rest:
         rows.append((f"{len(rest)} more families", {m: sum(f["fraction_by_width"].get(m, 0) for f in rest) for m in ms},
                      {m: sum(f["runs_by_width"].get(m, 0) for f in rest) for m in ms}, "0.5"))
-    crit = {m: sum(f["runs_by_width"].get(m, 0) for f in mine) for m in ms}
-    none = {m: runs.get(m, 0) - crit[m] for m in ms}
-    if any(none.values()):
-        rows.append(("no family (not critical)", {m: none[m] / runs[m] if runs.get(m) else 0.0 for m in ms}, none,
-                     LABEL_COLORS["not_critical"]))
+    for key, words, color in (("critical_unexplained", "critical, no explanation", LABEL_COLORS["undetermined"]),
+                              ("not_critical", "not critical", LABEL_COLORS["not_critical"])):
+        n = {m: by_m.get(m, {}).get(key, 0) for m in ms}
+        if any(n.values()):
+            rows.append((f"no family: {words}", {m: n[m] / runs[m] if runs[m] else 0.0 for m in ms}, n, color))
     fig, ax = plt.subplots(figsize=(1.6 + 0.9 * max(len(ms), 3) + 3.2, 1.2 + 0.32 * max(len(rows), 3)))
     has = bool(mine)
     if rows:
@@ -392,46 +392,55 @@ def _fig_families(fams, totals, index, label, sub, figdir, name) -> Figure:
                 "point of the narrowest network it reduces to (its family: width r, loss L, index i). One row per "
                 "family, one column per student width m; the marker's area is the fraction of that width's runs "
                 "reaching the family, the number beside it the count. Colour = the family's label"
-                + (f" ({colours})" if colours else "") + "; the last row counts the runs without a critical end "
-                "point. Look for the families that survive as m grows, and for saddles of narrow widths "
-                "(r < r*) reached from wide students.", has)
+                + (f" ({colours})" if colours else "") + "; the last rows count the runs in no family (not "
+                "critical, or critical without an explanation). Look for the families that survive as m grows, and "
+                "for saddles of narrow widths (r < r*) reached from wide students.", has)
 
 
 def _fig_symmetry(sym, several: bool, figdir) -> Figure:
-    """Distinct subspaces visited per (teacher, m, r) against T(r*, m) (global minima, r = r*)
-    or families × G(r, m) (the other narrow widths)."""
+    """Distinct subspaces visited per (m, r), one panel per teacher, against T(r*, m) (global
+    minima, r = r*) or families × G(r, m) (the other narrow widths r < r*)."""
     plt = pyplot()
-    rows = []
+    panels: dict = {}
     for x in sym:
         if x["r_star"] is None or x["r"] > x["r_star"]:
             continue
         if x["r"] == x["r_star"]:
             if not x["global_runs"] or x["T"] is None:
                 continue
-            rows.append((x, x["global_subspaces"], x["T"]))
+            row = (x, x["global_subspaces"], x["T"])
         elif x["G"] is not None:
-            rows.append((x, x["subspaces"], x["families"] * x["G"]))
-    fig, ax = plt.subplots(figsize=(max(6, 0.5 * len(rows)), 3.4))
-    if rows:
+            row = (x, x["subspaces"], x["families"] * x["G"])
+        else:
+            continue
+        panels.setdefault((x["teacher_index"], x["teacher"]), []).append(row)
+    n = max(1, len(panels))
+    widths = [max(len(rows), 2) for rows in panels.values()] or [2]
+    fig, axes = plt.subplots(1, n, figsize=(1.5 + 0.5 * sum(widths) + 0.6 * n, 3.6), sharey=True, squeeze=False,
+                             gridspec_kw={"width_ratios": widths}, layout="constrained")
+    for ax, ((_, teacher), rows) in zip(axes[0], sorted(panels.items()), strict=False):
         xs = np.arange(len(rows))
         ax.bar(xs - 0.2, [r[1] for r in rows], width=0.4, label="distinct subspaces visited")
-        ax.bar(xs + 0.2, [float(r[2]) for r in rows], width=0.4, label="T(r*, m) at r = r*; families × G(r, m) below",
-               alpha=0.6)
+        ax.bar(xs + 0.2, [float(r[2]) for r in rows], width=0.4, alpha=0.6,
+               label="T(r*, m) at r = r*; families × G(r, m) below")
         ax.set_yscale("log")
-        ax.set_xticks(xs, [(f"{x['teacher']}\n" if several else "") + f"m={x['m']}\nr={x['r']}" for x, _, _ in rows],
-                      fontsize=7)
-        ax.legend(fontsize=7)
+        ax.set_xticks(xs, [f"m={x['m']}\nr={x['r']}" for x, _, _ in rows], fontsize=7)
+        if several:
+            ax.set_title(f"{teacher} (r* = {rows[0][0]['r_star']})", fontsize=8)
+    if panels:
+        axes[0][0].legend(fontsize=7)
         reason = ""
     else:
         reason = "no critical end point reduced to a width r ≤ r* (no run reached a symmetry-induced critical point)"
-        no_data(ax, reason)
-    ax.set_title("Symmetry-induced critical subspaces")
+        no_data(axes[0][0], reason)
+    fig.suptitle("Symmetry-induced critical subspaces", fontsize=10)
     return save(fig, figdir, "symmetry",
-                "For each teacher, student width m and narrow width r ≤ r* of the explained end points: how many "
-                "distinct affine subspaces (label maps) the flows visited, next to how many exist (T(r*, m) for the "
-                "global minima at r = r*; G(r, m) per family of width r < r*, times the number of such families "
-                "reached). Few visited out of many means the flow prefers some embeddings. symmetry.parquet has "
-                "every (teacher, m, r) with T_zero_loss too." + (f" No data: {reason}." if reason else ""), bool(rows))
+                "For each teacher (one panel each), student width m and narrow width r ≤ r* of the explained end "
+                "points: how many distinct affine subspaces (label maps) the flows visited, next to how many exist "
+                "(T(r*, m) for the global minima at r = r*; G(r, m) per family of width r < r*, times the number of "
+                "such families reached). Few visited out of many means the flow prefers some embeddings. "
+                "symmetry.parquet has every (teacher, m, r) with T_zero_loss too." + (f" No data: {reason}." if reason
+                                                                                      else ""), bool(panels))
 
 
 def _fig_path(store, spec, figdir) -> Figure:

@@ -163,15 +163,16 @@ def _resolve_relative(field: str, relative: tuple[int, ...], teacher: TeacherSpe
     return widths
 
 
-_ENTRY_FIELDS = ("label", "activation", "width", "input_dim", "scale", "seed", "data", "widths", "widths_relative")
+_ENTRY_FIELDS = ("label", "activation", "width", "input_dim", "scale", "seed", "data", "widths", "widths_relative",
+                 "seeds")
 _LABEL_CHARS = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.")
 
 
 def _teachers(entries, base_teacher: TeacherSpec, base_data: DataSpec,
               student: StudentSpec) -> tuple[TeacherEntry, ...]:
     """The ``[[teachers]]`` entries: each a table of teacher fields (defaults: ``[teacher]``), an
-    optional ``label``, ``data`` (overrides of ``[data]``) and ``widths`` or ``widths_relative``
-    (default: the student's)."""
+    optional ``label``, ``data`` (overrides of ``[data]``), ``widths`` or ``widths_relative``
+    (default: the student's) and ``seeds`` (default: ``run.seeds``)."""
     if not isinstance(entries, list) or not entries:
         raise spec_error("teachers", "must be a non-empty array of tables ([[teachers]]).")
     if len(entries) > 100:
@@ -213,7 +214,8 @@ def _teachers(entries, base_teacher: TeacherSpec, base_data: DataSpec,
             widths = _resolve_relative("student.widths_relative", student.widths_relative, teacher, label)
         else:
             widths = tuple(student.widths)
-        entry = TeacherEntry(label=label, teacher=teacher, data=data, widths=widths)
+        seeds = check_int(f"{where}.seeds", e["seeds"], 1, 1_000_000) if "seeds" in e else None
+        entry = TeacherEntry(label=label, teacher=teacher, data=data, widths=widths, seeds=seeds)
         for j, other in enumerate(out):
             if other.teacher == entry.teacher and other.data == entry.data:
                 raise spec_error(where, f"the same teacher and data as teachers[{j}] ({other.label!r}): their runs "

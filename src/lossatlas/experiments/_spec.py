@@ -69,11 +69,12 @@ plots the recovery probability versus n with each branch's threshold marked.
 Several teachers in one sweep (``teacher_student`` only): an array of tables ``[[teachers]]``,
 one per teacher. Each entry takes the fields of ``[teacher]`` (which then gives their defaults),
 a ``label`` (letters, digits, ``-``, ``_``, ``.``; default ``<activation>-r<width>``), its own
-``data`` (an inline table overriding fields of ``[data]``) and its own ``widths`` or
-``widths_relative``. ``student.widths_relative = [-1, 0, 1]`` gives every teacher the students
-m = r* − 1, r*, r* + 1 (also for a single ``[teacher]``); ``student.widths`` gives every teacher
-the same widths. Runs, summaries, tables, figures and counts are per teacher; a teacher's runs are
-the runs the same single-``[teacher]`` spec would have (same run ids).
+``data`` (an inline table overriding fields of ``[data]``), its own ``widths`` or
+``widths_relative``, and its own number of ``seeds`` per width (default ``run.seeds``).
+``student.widths_relative = [-1, 0, 1]`` gives every teacher the students m = r* − 1, r*, r* + 1
+(also for a single ``[teacher]``); ``student.widths`` gives every teacher the same widths.
+Runs, summaries, tables, figures and counts are per teacher; a teacher's runs are the runs the
+same single-``[teacher]`` spec would have (same run ids).
 
 .. code-block:: toml
 
@@ -92,6 +93,7 @@ the runs the same single-``[teacher]`` spec would have (same run ids).
     activation = "softplus"
     width = 2
     data = { population = false, n_samples = 2000, seed = 1 }
+    seeds = 10
 """
 
 from __future__ import annotations
@@ -160,11 +162,13 @@ class TeacherEntry:
     teacher: TeacherSpec
     data: DataSpec
     widths: tuple[int, ...]
+    seeds: int | None = None  # seeds per width of this teacher (default: run.seeds)
 
     def to_dict(self) -> dict:
         """The entry as a ``[[teachers]]`` table (resolved widths, every data field)."""
-        return {"label": self.label, **dataclasses.asdict(self.teacher), "data": plain(dataclasses.asdict(self.data)),
-                "widths": list(self.widths)}
+        d = {"label": self.label, **dataclasses.asdict(self.teacher), "data": plain(dataclasses.asdict(self.data)),
+             "widths": list(self.widths)}
+        return d if self.seeds is None else {**d, "seeds": self.seeds}
 
 
 def default_teacher_label(t: TeacherSpec) -> str:
@@ -208,7 +212,8 @@ class SweepSpec:
             return ((default_teacher_label(self.teacher), self),)
         return tuple((e.label, dataclasses.replace(
             self, teacher=e.teacher, data=e.data, teachers=(),
-            student=dataclasses.replace(self.student, widths=e.widths, widths_relative=None)))
+            student=dataclasses.replace(self.student, widths=e.widths, widths_relative=None),
+            run=self.run if e.seeds is None else dataclasses.replace(self.run, seeds=e.seeds)))
             for e in self.teachers)
 
     @property

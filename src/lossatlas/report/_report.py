@@ -242,11 +242,14 @@ def _summary_words(spec, kind, df, rows: list[dict], lines: list[str], figs: lis
     failed = n - len(ok)
     widths = sorted({str(w) for w in df["width"]}, key=_width_key) if "width" in df else []
     teachers = spec.teacher_specs() if spec.teachers else ()
-    what = (f"{_plural(len(teachers), 'teacher')} (" + "; ".join(
-        f"{e(label)}: r* = {sub.teacher.width}, m = {e(', '.join(str(m) for m in sub.student.widths))}"
-        for label, sub in teachers) + ")") if teachers else f"{_plural(len(widths), 'width')} ({e(', '.join(widths))})"
+    if teachers:
+        what = f"{_plural(len(teachers), 'teacher')} (" + "; ".join(
+            f"{e(label)}: r* = {sub.teacher.width}, m = {e(', '.join(str(m) for m in sub.student.widths))} × "
+            f"{_plural(sub.run.seeds, 'seed')}" for label, sub in teachers) + ")"
+    else:
+        what = f"{_plural(len(widths), 'width')} ({e(', '.join(widths))}) × {_plural(spec.run.seeds, 'seed')}"
     out = [f"<p><b>{_plural(n, 'run')}</b> of the <code>{e(kind.name)}</code> kind ({e(kind.title)}): "
-           f"{what} × {_plural(spec.run.seeds, 'seed')}. "
+           f"{what}. "
            f"<b>{len(ok)} finished</b>"
            + (f", <b class='bad'>{failed} failed</b>.</p>" if failed else ", none failed.</p>")]
     if failed and "error" in df:
@@ -306,7 +309,7 @@ def _spec_rows(spec, kind) -> dict[str, str]:
     for label, sub in subs if spec.teachers else ():
         d = sub.to_dict()
         applies[f"teacher {label}"] = json.dumps({**d["teacher"], "widths": list(sub.student.widths),
-                                                 "data": d["data"]})
+                                                 "seeds": sub.run.seeds, "data": d["data"]})
     return applies
 
 
