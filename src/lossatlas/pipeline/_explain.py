@@ -478,6 +478,12 @@ def _gn(ls: Landscape, theta) -> tuple[float, float]:
     return float(L), float(np.max(np.abs(np.asarray(g)), initial=0.0))
 
 
+#: A reduction is verified only if the family's loss equals the wide point's to this absolute plus
+#: relative tolerance (see `_Candidate.loss_matches`).
+LOSS_MATCH_ATOL = 1e-10
+LOSS_MATCH_RTOL = 1e-6
+
+
 @dataclasses.dataclass
 class _Candidate:
     tol: float
@@ -494,10 +500,20 @@ class _Candidate:
     subspace: object = None
     distance: float = np.inf
     thr: float = 0.0
+    wide_loss: float = np.nan
+
+    @property
+    def loss_matches(self) -> bool:
+        """Every point of the expansion subspace computes the narrow network's function, so a wide point
+        on (or next to) it has the family's loss: to :data:`LOSS_MATCH_ATOL` + :data:`LOSS_MATCH_RTOL`
+        relative. This rejects a loose merge that lands on a different critical point (e.g. a zero-loss
+        end point "explained" by a narrow minimum of loss 5e-5)."""
+        scale = max(abs(self.loss), abs(self.wide_loss))
+        return bool(abs(self.loss - self.wide_loss) <= LOSS_MATCH_ATOL + LOSS_MATCH_RTOL * scale)
 
     @property
     def verified(self) -> bool:
-        return self.critical and self.distance <= self.thr
+        return self.critical and self.distance <= self.thr and self.loss_matches
 
 
 def _try(ls, theta, red, tol, gtol, budget) -> _Candidate:
@@ -518,6 +534,7 @@ def _try(ls, theta, red, tol, gtol, budget) -> _Candidate:
                       g0, thr=thr)
     cand.subspace = expansion_subspace(narrow_ls.unravel(jnp.asarray(theta_r)), red.label_map)
     cand.distance = cand.subspace.distance(np.asarray(theta))
+    cand.wide_loss = _gn(ls, theta)[0]
     return cand
 
 
@@ -640,8 +657,10 @@ def explain(
        as a critical point of the narrow problem (``NARROW_NEWTON_STEPS`` steps, the solver
        :func:`polish` would use), then verify: ``||∇L_r||_∞ ≤ max(gtol, CRITICAL_MARGIN ·
        floor_r)`` at the polished narrow point, and the end point within the merge threshold
-       ``tol · max(1, max|θ|)`` of its expansion subspace. The first verified reduction is the
-       family (``reducible``). If none verifies: ``unexplained`` if the tightest tolerance
+       ``tol · max(1, max|θ|)`` of its expansion subspace, with the family's loss equal to the
+       end point's (to ``LOSS_MATCH_ATOL + LOSS_MATCH_RTOL · |L|``). The narrowest verified
+       reduction (every tolerance is tried; ties go to the tightest) is the family
+       (``reducible``). If none verifies: ``unexplained`` if the tightest tolerance
        reduces the point, else ``irreducible`` (the end point is its own family).
     3. **Name it.** The family network is put in canonical form and keyed (:func:`family_key`),
        and classified (with `global_min_value`) for its label, index and nullity.
@@ -739,8 +758,11 @@ def explain(
         attempts.append(ReductionAttempt(float(tol), outcome, widths, cand.grad,
                                          None if not np.isfinite(cand.distance) else cand.distance))
         if cand.verified:
-            chosen = cand
-            break
+            # the narrowest verified reduction explains the point: a tight tolerance may merge only
+            # some copies of a neuron, a looser one the rest (every tolerance is tried)
+            if chosen is None or sum(cand.red.narrow.hidden_widths) < sum(chosen.red.narrow.hidden_widths):
+                chosen = cand
+            continue
         if best_failed is None or cand.grad < best_failed.grad:
             best_failed = cand
     is_global = cls.label is Label.global_minimum
