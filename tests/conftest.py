@@ -5,13 +5,6 @@ from __future__ import annotations
 import os
 
 os.environ.setdefault("MPLBACKEND", "Agg")
-# Most of the suite's time is XLA compiling small functions. The tests compile without LLVM's
-# optimisation passes (LOSSATLAS_TEST_XLA_OPT=1 keeps them): IEEE semantics are unchanged (no
-# fast-math either way); only the speed of the compiled code differs. Set before JAX is imported,
-# so that worker processes spawned by sweeps and CLI subprocesses compile the same way.
-if os.environ.get("LOSSATLAS_TEST_XLA_OPT", "") != "1" and "xla_backend_optimization_level" not in os.environ.get(
-        "XLA_FLAGS", ""):
-    os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " --xla_backend_optimization_level=0").strip()
 
 import jax  # noqa: E402
 
