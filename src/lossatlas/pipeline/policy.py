@@ -48,6 +48,42 @@ NARROW_NEWTON_STEPS = 100
 #: minimum-like test is skipped and Newton is matrix-free.
 DENSE_LIMIT = 3000
 
+#: --- The continuation of ``method="flow-newton"`` -------------------------------------------
+#: When the first pass (flow, Newton, the fallbacks above) ends at no critical point, the flow
+#: continues from where it stopped, in rounds: each round integrates it on to
+#: ``CONTINUATION_TIME_FACTOR`` times the flow time reached, stopping at the steady-state
+#: tolerance ``handoff_tol · CONTINUATION_TOL_FACTOR^round`` (never below
+#: ``CONTINUATION_MIN_STEADY_TOL``), then hands off to Newton again (with its fallbacks). A
+#: round whose flow point is saddle-like takes a negative-curvature step before the next round.
+#: After the last round the trust-region minimiser starts from the last flow point.
+CONTINUATION_ROUNDS = 3
+CONTINUATION_TIME_FACTOR = 100.0
+CONTINUATION_TOL_FACTOR = 1e-2
+CONTINUATION_MIN_STEADY_TOL = 1e-11
+
+#: Caps of the continuation of one end point, besides the polish's own `max_time`: total
+#: gradient-flow time, and wall-clock seconds.
+CONTINUATION_MAX_FLOW_TIME = 1e12
+CONTINUATION_MAX_TIME = 300.0
+
+#: The continued flow of a smooth network of at most this many parameters is integrated by
+#: SciPy's implicit BDF with the exact Hessian as Jacobian (plateaus are stiff: an explicit
+#: solver's step stays below ``2/λ_max`` while the flow needs times of 1e7 and more; measured on
+#: an erf student of width 6, d = 4: Tsit5 spent its 100 000 steps reaching t = 1.6e5, BDF reached
+#: t = 1e7 in 689 steps). BDF is stepped by the pipeline, so the steady state and the time budget
+#: are checked after every step; at most ``CONTINUATION_FLOW_STEPS`` steps per round. Larger or
+#: kinked networks continue with the explicit solver, chunked under the time budget.
+CONTINUATION_IMPLICIT_LIMIT = 400
+CONTINUATION_FLOW_STEPS = 20_000
+
+#: A negative-curvature step is taken at a flow point whose Hessian has an eigenvalue below
+#: ``−MINIMUM_LIKE_RTOL·||H||``: along its eigenvector ``v``, to ``θ ± α v`` with the lower loss,
+#: for the longest ``α = c · max(1, ||θ||_∞)``, ``c`` in ``CURVATURE_STEPS``, whose loss decrease
+#: is at least ``CURVATURE_DECREASE`` times the quadratic model's ``½|λ_min| α²`` (dense Hessians
+#: only, up to ``DENSE_LIMIT`` parameters).
+CURVATURE_STEPS = (1e-1, 3e-2, 1e-2, 3e-3, 1e-3)
+CURVATURE_DECREASE = 0.5
+
 #: Adam's defaults for ``method="adam"``.
 ADAM_STEPS = 20_000
 ADAM_LEARNING_RATE = 1e-3
