@@ -239,6 +239,9 @@ class EndPoint:
             rec["escape"] = self.escape
         if self.limit is not None:
             rec["limit"] = self.limit
+        if self.method is Producer.pattern_newton and self.solver_stats is not None:
+            # kinked activations: min_abs_preactivation, the exact Clarke measure at a kink, ...
+            rec["pattern_newton"] = dict(self.solver_stats.details)
         if self.continuation is not None:  # flat summary for tables, and the full account
             rec["continuation"] = self.continuation.summary
             rec["continuation_detail"] = self.continuation.to_record()

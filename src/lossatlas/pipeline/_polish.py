@@ -107,9 +107,9 @@ def polish(
       to the critical point the flow was approaching — minimum or saddle; above
       ``policy.DENSE_LIMIT`` parameters the matrix-free :class:`~lossatlas.solvers.NewtonMR`
       (Hessian-vector products only) takes its place, and for kinked activations (relu,
-      leaky_relu, abs) :class:`~lossatlas.solvers.PatternNewton` (Newton on the smooth loss of the
-      current activation pattern; ``RESULTS.kink`` with the Clarke stationarity measure when the
-      limit lies on a kink);
+      leaky_relu, abs) :class:`~lossatlas.solvers.PatternNewton` **without the flow** (which crawls
+      across the kinks; the solver's own descent takes its place); ``RESULTS.kink`` with the Clarke
+      stationarity measure when the limit lies on kinks;
     - ``"newton"``: :class:`~lossatlas.solvers.NewtonTrustRegion` from ``theta0`` (descends to minima);
     - ``"saddle"``: :class:`~lossatlas.solvers.SaddleNewton` (above the dense limit
       :class:`~lossatlas.solvers.NewtonMR`) from ``theta0``;
@@ -177,7 +177,9 @@ def polish(
     start = theta0
     if flow is not None and (method != "flow-newton" or not np.array_equal(np.asarray(flow.thetas[0]), theta0)):
         raise InputError("`flow` must be a gradient flow from `theta0`, with method='flow-newton'.")
-    if method == "flow-newton":
+    # kinked activations: PatternNewton's own descent takes the flow's place (a flow crawls across kinks)
+    pattern = not ls.is_population and not is_smooth(ls.model.activation) and ls.n_params <= _policy.DENSE_LIMIT
+    if method == "flow-newton" and (flow is not None or not pattern):
         t = time.perf_counter()
         if flow is None:  # the flow gets part of a time budget: Newton always gets its turn
             flow = gradient_flow(ls, theta0, t1=t1, solver=flow_solver, steady_tol=handoff_tol,

@@ -1,63 +1,98 @@
 """Critical points of networks with piecewise-linear activations (``relu``, ``leaky_relu:SLOPE``,
-``abs``): Newton on the activation-pattern regions, and kinks reported as such.
+``abs``): a descent to a smooth critical point of an activation-pattern region or to a
+Clarke-stationary point on kinks, certified exactly.
 
-**Regions.** The *pattern* of ``θ`` is ``D = σ'(z)`` for every pre-activation ``z`` of every
-hidden layer on every sample (relu: 0/1, leaky_relu: slope/1, abs: ±1; at ``z = 0`` the
-activation's documented convention). Since ``σ(z) = σ'(z)·z`` for these activations, the loss
-with the pattern *frozen*, ``L_D(θ)`` (every ``σ`` replaced by multiplication with ``D``), is
-a smooth function (for mse a polynomial in each layer's weights) that equals ``L`` on the
-region of ``D``. Its gradient and Hessian at ``θ`` are the region's: with no pre-activation
-exactly 0 they coincide with the autodiff gradient and Hessian of the landscape.
+**Regions and kinks.** The *pattern* of ``θ`` is ``D = σ'(z)`` for every pre-activation ``z`` of
+every hidden layer on every sample (relu: 0/1, leaky_relu: slope/1, abs: ±1; at ``z = 0`` the
+activation's documented convention). Since ``σ(z) = σ'(z)·z``, the loss with the pattern
+*frozen*, ``L_D(θ)``, is smooth and equals ``L`` on the region of ``D``; its gradient and Hessian
+there are the autodiff ones. A pair ``a = (layer, sample, neuron)`` with ``z_a = 0`` adds nothing
+to the forward pass whatever its derivative ``d_a``; in backpropagation ``d_a`` multiplies the
+error ``δ_a = ∂L/∂h_a`` of its neuron, so ``∂∇_θ L_D/∂d_a = δ_a ∇_θ z_a`` exactly, and across the
+kink the loss changes like ``c_a max(0, ±z_a)`` with ``c_a = δ_a (d₊ − d₋)`` (``d₊``/``d₋`` the
+derivatives for ``z > 0``/``z < 0``): the kink is *convex* (it can hold a minimum) when
+``c_a > 0``.
 
-**Region step.** Levenberg-Marquardt on ``∇L_D = 0`` (as :class:`SaddleNewton`: ``s =
-−(H² + μI)⁻¹Hg`` in the eigenbasis of the region Hessian, saddle-capable, ``μ → 0`` on
-success), judged on the merit ``||∇L||₂`` of the *true* landscape at the trial point. A trial
-step that changes the pattern and does not reduce the merit is cut at the region boundary:
-the largest ``t`` keeping the pattern and the smallest ``t`` changing it are located by
-bisection on the pattern along the step, and the first of ``θ + t_out s`` (accept the new
-region), ``θ + t_in s`` (stop at the boundary, stay in the region) that reduces the merit is
-taken; otherwise the damping grows.
+**Why not Newton per region alone.** With hundreds of samples the regions are tiny (a step of
+1e-3 crosses several kinks on diabetes with a 10→8→1 net): Newton on one region's quadratic
+crawls, and the limit is usually *on* kinks — at a vertex of some 10–40 kink hyperplanes, like
+the solution of a linear program — where the gradient never vanishes.
 
-**Kinks.** When the iterates keep running into the same boundaries (three boundary-cut steps
-in a row, or a pre-activation whose sign flips back and forth), the limit is probably on a
-kink. The solver then holds the blocking pairs ``A`` (sample, neuron) at the kink and solves
-the square system ``∇_θ L(θ; d_A) = 0, z_A(θ) = 0`` in ``(θ, d_A)`` by Levenberg-Marquardt,
-``d_A`` being the free activation derivatives of the pairs in ``A``. Its solution with every
-``d_a`` inside its interval (relu ``[0, 1]``, leaky_relu ``[slope, 1]``, abs ``[−1, 1]``) is a
-Clarke-stationary point on the kink (status ``RESULTS.kink``); a ``d_a`` outside releases that
-pair and the region steps continue.
+**The iteration** (a descent method: it goes to minima, smooth or on kinks), in three phases,
+every step judged by the true loss (ratio of actual to predicted decrease):
+
+1. *Kink-rounded trust region.* The model of a step of length ``r`` is the quadratic model of
+   the loss with every kink rounded off over ``smoothing · r`` (``softplus``, per sample
+   scaled by ``||∇z||``), so it carries the curvature of the kinks the step may cross. This
+   descends as fast as a smooth problem. When the trust region collapses (a rejected step with
+   ``r`` below `collapse_radius`), the iterate sits next to its limit's kinks:
+2. *The exact local model.* ``min_s gᵀs + ½ sᵀ(H + μ)s + Σ_a c_a max(0, −σ_a (z_a + ∇z_a·s))``
+   over the `max_kinks` nearest convex kinks within reach (``H`` the region Hessian, ``σ_a`` the
+   side of ``z_a``, Levenberg-Marquardt ``μ``): the piecewise-quadratic model is exact to first
+   order in every kink, so steps may land on kinks and slide along them. Its dual is a bounded
+   least-squares problem in the kinks' multipliers (exactly: ``l₀ = Bᵀθ₀`` completes the square),
+   solved by BVLS; the step then lands exactly on the kinks whose multiplier lies inside its
+   interval.
+3. *Newton on the kink manifold.* Once the model steps converge, Newton steps on
+   ``{z_A = 0}`` for the pairs ``A`` at the kink (null-space method, with the gradient and
+   Hessian at the Clarke element's derivatives, whose restriction to the tangent space is the
+   manifold's Hessian): quadratic convergence to round-off.
+
+All compiled functions have static shapes (index sets are padded to a few bucket sizes), so
+nothing recompiles as the kink sets change. A start whose gradient is already small
+(``≤ newton_handoff``) first gets saddle-capable Levenberg-Marquardt steps in its region, so a
+point polished elsewhere is kept, not descended from.
+
+**Stops.** ``RESULTS.successful``/``roundoff_floor`` when ``||∇L||_∞`` meets the target at a
+point where no pre-activation is within ``kink_tol`` of 0 (``details['region_hessian'] = True``:
+the autodiff Hessian there is the region's); ``RESULTS.kink`` when the exact Clarke measure over
+the pairs at the kink meets it (``details['clarke']``, ``details['kink_certified']``). The
+round-off floor is measured with the pattern (and the kink derivatives) frozen, so the data
+reorderings that probe the summation round-off cannot flip a kink pair's side.
 
 **Clarke stationarity** (:func:`clarke_measure`). At a point whose pairs ``K`` have
-``|z| ≤ kink_tol · max(1, max|z|)``, the one-sided gradients are the region gradients
-``∇_θ L(θ; d)`` with ``d_a`` at the ends of its interval. Because ``z_a = 0``, the forward pass
-does not depend on ``d_a``; in backpropagation ``d_a`` multiplies the error of its own
-neuron, so ``∇_θ L(θ; d)`` is *jointly affine* in the derivatives of the kink pairs of one
-sample **when they lie in the same layer** (always so for one hidden layer), and samples enter
-as a sum. The convex hull of the one-sided gradients is then the affine image of the box
-``{g₀ + J(d − d₀)}`` and its minimal 2-norm element is a bounded least-squares problem, solved
-exactly (``scipy.optimize.lsq_linear``, method ``bvls``). If one sample has kink pairs in two
-layers, the gradient is multi-affine (products ``d₁ d₂``), the hull is larger than the image of
-the box, and the measure is not computed (``clarke_stationarity: None``,
-``clarke_exact: False``) rather than approximated silently.
+``|z| ≤ kink_tol · max(1, max|z|)``, the one-sided gradients are ``∇_θ L(θ; d)`` with ``d_a`` at the
+ends of its interval (relu ``[0, 1]``, leaky_relu ``[slope, 1]``, abs ``[−1, 1]``). The gradient is
+*jointly affine* in the derivatives of the kink pairs of one sample **when they lie in the same
+layer** (always so for one hidden layer), and samples enter as a sum: the convex hull of the
+one-sided gradients is the affine image ``{g₀ + Σ_a (d_a − d⁰_a) δ_a ∇z_a}`` of the box, and its
+minimal 2-norm element is a bounded least-squares problem, solved exactly (BVLS). If one sample
+has kink pairs in two layers, the gradient is multi-affine, the hull is larger than the image of
+the box, and the measure is not computed (``clarke_stationarity: None``, ``clarke_exact: False``)
+rather than approximated silently.
 
 Only empirical (finite-data) landscapes; any loss and penalty of :class:`Landscape`.
 """
 
 from __future__ import annotations
 
+import contextlib
 import time
 
 import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
+from scipy.optimize import lsq_linear
 
 from .._errors import InputError
+from ..data import Dataset
 from ..landscape import Landscape
 from ..models import activation_family, leaky_relu_slope
-from ._newton import RESULTS, AbstractCriticalPointSolver, _finish, _Tracker
+from ._newton import RESULTS, AbstractCriticalPointSolver, _finish, _Tracker, _trust_region_step
+
+try:  # optional (it comes with scikit-learn): BLAS on one thread for the small dense algebra
+    from threadpoolctl import threadpool_limits
+except ImportError:  # pragma: no cover
+    threadpool_limits = None
 
 _EPS = float(np.finfo(np.float64).eps)
+#: Up to this many parameters the eigendecompositions and least-squares solves run BLAS on one
+#: thread (measured on a loaded two-core machine: a 97 × 97 eigh takes 3 ms on one OpenBLAS
+#: thread and 65–200 ms on two that wait for each other; threads cannot help at this size).
+_ONE_THREAD_BELOW = 600
+#: Padded sizes of kink index sets (static shapes: one compilation per bucket, not per size).
+_BUCKETS = (8, 32, 128, 512, 2048)
 
 
 # ----------------------------------------------------------------------------- activations
@@ -75,11 +110,16 @@ class _Act:
         self.slope = leaky_relu_slope(name) if fam == "leaky_relu" else 0.0
         self.lo = -1.0 if fam == "abs" else min(self.slope, 1.0)
         self.hi = 1.0 if fam == "abs" else max(self.slope, 1.0)
+        #: the derivative for z < 0, and d(z > 0) − d(z < 0): a kink is convex when δ · jump > 0
+        self.d_minus = -1.0 if fam == "abs" else self.slope
+        self.jump = 2.0 if fam == "abs" else 1.0 - self.slope
 
-    def deriv(self, z: np.ndarray) -> np.ndarray:
+    def deriv(self, z):
+        """``σ'(z)`` with the activation's convention at 0 (NumPy or JAX arrays)."""
+        xp = jnp if isinstance(z, jax.Array) else np
         if self.family == "abs":
-            return np.sign(z)
-        return np.where(z > 0, 1.0, self.slope)
+            return xp.sign(z)
+        return xp.where(z > 0, 1.0, self.slope)
 
 
 def _check_landscape(ls: Landscape) -> _Act:
@@ -92,12 +132,19 @@ def _check_landscape(ls: Landscape) -> _Act:
     return _Act(ls.model.activation)
 
 
+def _shapes(ls):
+    return [(ls.data.n_samples, int(w.shape[0])) for w in ls.model.weights[:-1]]
+
+
 # ----------------------------------------------------------------------------- frozen loss
 class _FrozenNet:
-    """The network with its activation pattern frozen: ``h_l = D_l ⊙ z_l`` (traceable)."""
+    """The network with its activation pattern frozen: ``h_l = D_l ⊙ z_l + E_l`` (traceable).
 
-    def __init__(self, net, D):
-        self.net, self.D = net, D
+    ``E`` (optional) is an additive probe on the hidden outputs: ``∂L/∂E_l = δ_l``, the
+    backpropagated errors of every (sample, neuron) pair in one backward pass."""
+
+    def __init__(self, net, D, E=None):
+        self.net, self.D, self.E = net, D, E
 
     def __call__(self, X):
         net = self.net
@@ -109,20 +156,52 @@ class _FrozenNet:
                 h = h + net.biases[i]
             if i < last:
                 h = self.D[i] * h
+                if self.E is not None:
+                    h = h + self.E[i]
         return h
 
     def arrays(self):
         return self.net.arrays()
 
 
-def _frozen_objective(ls, theta, D):
+def _frozen_objective(ls, theta, D, E=None):
     net = ls.unravel(theta)
-    return ls.data_loss_of(_FrozenNet(net, D)) + ls.penalty_of(net)
+    return ls.data_loss_of(_FrozenNet(net, D, E)) + ls.penalty_of(net)
+
+
+def _patterns(ls, theta, masks, dvals):
+    """Pre-activations, the pattern of ``θ`` (pairs in `masks` take `dvals`) and, per hidden
+    layer, ``sqrt(||h_in||² + 1)`` per sample: the length of ``∇z`` in its neuron's incoming
+    weights and bias (traceable)."""
+    act = _Act(ls.model.activation)
+    net = ls.unravel(theta)
+    h = ls.data.X
+    zs, Ds, norms = [], [], []
+    one = 1.0 if net.biases is not None else 0.0
+    for i, w in enumerate(net.weights[:-1]):
+        norms.append(jnp.sqrt(jnp.sum(h * h, axis=1) + one))
+        z = h @ w.T
+        if net.biases is not None:
+            z = z + net.biases[i]
+        D = jax.lax.stop_gradient(jnp.where(masks[i], dvals[i], act.deriv(z)))
+        zs.append(z)
+        Ds.append(D)
+        h = D * z
+    return tuple(zs), tuple(Ds), tuple(norms)
 
 
 @eqx.filter_jit
-def _frozen_vg(ls, theta, D):
-    return jax.value_and_grad(_frozen_objective, argnums=1)(ls, theta, D)
+def _state(ls, theta, masks, dvals):
+    """Loss, gradient, pre-activations, backpropagated errors ``δ``, pattern and ``||∇z||``."""
+    zs, D, norms = _patterns(ls, theta, masks, dvals)
+    E = tuple(jnp.zeros_like(z) for z in zs)
+    L, (g, dE) = jax.value_and_grad(_frozen_objective, argnums=(1, 3))(ls, theta, D, E)
+    return L, g, zs, dE, D, norms
+
+
+@eqx.filter_jit
+def _frozen_grad(ls, theta, D):
+    return jax.grad(_frozen_objective, argnums=1)(ls, theta, D)
 
 
 @eqx.filter_jit
@@ -130,115 +209,112 @@ def _frozen_hessian(ls, theta, D):
     return jax.hessian(_frozen_objective, argnums=1)(ls, theta, D)
 
 
+def _z_one(ls, theta, x, Drow, layer, neuron):
+    """Pre-activation of (`layer`, `neuron`) of one sample with its pattern row frozen."""
+    net = ls.unravel(theta)
+    h = x
+    val = jnp.zeros((), dtype=jnp.float64)
+    for i, w in enumerate(net.weights[:-1]):
+        z = w @ h
+        if net.biases is not None:
+            z = z + net.biases[i]
+        val = jnp.where(layer == i, z[jnp.clip(neuron, 0, z.shape[0] - 1)], val)
+        h = Drow[i] * z
+    return val
+
+
 @eqx.filter_jit
-def _preacts(ls, theta):
-    zs, _ = ls.unravel(theta).layer_outputs(ls.data.X)
-    return tuple(zs[:-1])
+def _rows(ls, theta, D, layer, sample, neuron):
+    """``z_A`` and the rows ``∇_θ z_a`` (padded entries: ``layer = -1``, zero rows)."""
+    X = ls.data.X[sample]
+    Drows = tuple(Dl[sample] for Dl in D)
+    fn = jax.vmap(jax.value_and_grad(_z_one, argnums=1), in_axes=(None, None, 0, 0, 0, 0))
+    z, G = fn(ls, theta, X, Drows, layer, neuron)
+    valid = layer >= 0
+    return jnp.where(valid, z, 0.0), jnp.where(valid[:, None], G, 0.0)
 
 
-def _scatter(D0, layer, sample, neuron, values):
-    """``D0`` with the entries ``(layer, sample, neuron)`` set to `values` (traceable)."""
+def _padded(pairs):
+    """Index arrays of `pairs` padded to the next bucket size (padding: layer −1)."""
+    k = len(pairs)
+    size = next((b for b in _BUCKETS if b >= k), k)
+    arr = np.zeros((3, size), dtype=np.int64)
+    arr[0, :] = -1
+    if k:
+        arr[:, :k] = np.asarray(pairs, dtype=np.int64).T
+    return jnp.asarray(arr[0]), jnp.asarray(arr[1]), jnp.asarray(arr[2])
+
+
+def _kink_rows(ls, theta, D, pairs):
+    z, G = _rows(ls, jnp.asarray(theta), D, *_padded(pairs))
+    return np.asarray(z)[: len(pairs)], np.asarray(G)[: len(pairs)]
+
+
+def _masks(shapes, pairs, dvals):
+    masks = [np.zeros(s, dtype=bool) for s in shapes]
+    vals = [np.zeros(s) for s in shapes]
+    for (li, s, n), d in zip(pairs, dvals, strict=True):
+        masks[li][s, n] = True
+        vals[li][s, n] = d
+    return tuple(jnp.asarray(m) for m in masks), tuple(jnp.asarray(v) for v in vals)
+
+
+class _Eval:
+    """One evaluation at ``θ`` with the autodiff pattern: loss, (one-sided) gradient,
+    pre-activations, backpropagated errors ``δ``, pattern and ``||∇z||``."""
+
+    def __init__(self, ls, theta, shapes=None):
+        self.theta = np.asarray(theta, dtype=np.float64)
+        m, v = _masks(_shapes(ls) if shapes is None else shapes, [], [])
+        L, g, zs, dE, D, norms = _state(ls, jnp.asarray(self.theta), m, v)
+        self.L, self.g = float(L), np.asarray(g)
+        self.zs = [np.asarray(z) for z in zs]
+        self.delta = [np.asarray(d) for d in dE]
+        self.norms = [np.maximum(np.asarray(n), 1e-300) for n in norms]
+        self.D = D
+        absz = np.concatenate([np.abs(z).ravel() for z in self.zs])
+        self.zmin, self.zmax = float(absz.min()), float(absz.max())
+
+    def ok(self):
+        return bool(np.isfinite(self.L) and np.all(np.isfinite(self.g)))
+
+
+# ----------------------------------------------------------------------------- Clarke measure
+def _kink_pairs(zs, tol):
+    """``(layer, sample, neuron)`` triples of the pairs with ``|z| ≤ tol``."""
     out = []
-    for li, Dl in enumerate(D0):
-        cur = Dl[sample, jnp.clip(neuron, 0, Dl.shape[1] - 1)]
-        delta = jnp.where(layer == li, values - cur, 0.0)
-        out.append(Dl.at[sample, jnp.clip(neuron, 0, Dl.shape[1] - 1)].add(delta))
-    return tuple(out)
-
-
-def _gather(zs, layer, sample, neuron):
-    vals = jnp.zeros(layer.shape, dtype=jnp.float64)
-    for li, zl in enumerate(zs):
-        vals = jnp.where(layer == li, zl[sample, jnp.clip(neuron, 0, zl.shape[1] - 1)], vals)
-    return vals
-
-
-def _grad_of_d(ls, theta, D0, layer, sample, neuron, d):
-    D = _scatter(D0, layer, sample, neuron, d)
-    return jax.grad(_frozen_objective, argnums=1)(ls, theta, D)
-
-
-@eqx.filter_jit
-def _grad_jac_d(ls, theta, D0, layer, sample, neuron, d):
-    """``∇_θ L(θ; d)`` and its Jacobian with respect to the kink derivatives ``d``."""
-    g = _grad_of_d(ls, theta, D0, layer, sample, neuron, d)
-    J = jax.jacfwd(_grad_of_d, argnums=6)(ls, theta, D0, layer, sample, neuron, d)
-    return g, J
-
-
-def _kink_system(ls, x, D0, layer, sample, neuron):
-    p = ls.n_params
-    theta, d = x[:p], x[p:]
-    g = _grad_of_d(ls, theta, D0, layer, sample, neuron, d)
-    zA = _gather(_preacts_traced(ls, theta), layer, sample, neuron)
-    return jnp.concatenate([g, zA])
-
-
-def _preacts_traced(ls, theta):
-    zs, _ = ls.unravel(theta).layer_outputs(ls.data.X)
-    return zs[:-1]
-
-
-@eqx.filter_jit
-def _kink_F(ls, x, D0, layer, sample, neuron):
-    return _kink_system(ls, x, D0, layer, sample, neuron)
-
-
-@eqx.filter_jit
-def _kink_FJ(ls, x, D0, layer, sample, neuron):
-    F = _kink_system(ls, x, D0, layer, sample, neuron)
-    J = jax.jacfwd(_kink_system, argnums=1)(ls, x, D0, layer, sample, neuron)
-    return F, J
-
-
-# ----------------------------------------------------------------------------- helpers
-def _zs(ls, theta):
-    return [np.asarray(z) for z in _preacts(ls, jnp.asarray(theta))]
-
-
-def _pattern(act, zs):
-    return tuple(jnp.asarray(act.deriv(z)) for z in zs)
-
-
-def _true_grad(ls, act, theta):
-    zs = _zs(ls, theta)
-    L, g = _frozen_vg(ls, jnp.asarray(theta), _pattern(act, zs))
-    return float(L), np.asarray(g), zs
-
-
-def _signs(act, zs):
-    return [z > 0 for z in zs] if act.family != "abs" else [np.sign(z) for z in zs]
-
-
-def _same(a, b):
-    return all(np.array_equal(x, y) for x, y in zip(a, b, strict=True))
-
-
-def _changed_pairs(a, b):
-    out = []
-    for li, (x, y) in enumerate(zip(a, b, strict=True)):
-        for s, n in zip(*np.nonzero(x != y), strict=True):
-            out.append((li, int(s), int(n)))
+    for li, z in enumerate(zs):
+        s, n = np.nonzero(np.abs(z) <= tol)
+        out += [(li, int(a), int(b)) for a, b in zip(s, n, strict=True)]
     return out
 
 
-def _preact_stats(zs):
-    absz = np.concatenate([np.abs(z).ravel() for z in zs])
-    return float(absz.min()), float(absz.max())
+def _bvls(J, g, lo, hi):
+    """``min ||g + J x||₂`` over the box ``lo ≤ x ≤ hi`` (exact; bounded-variable least squares)."""
+    if J.shape[1] == 0:
+        return np.zeros(0), g
+    lo = np.minimum(lo, hi)
+    res = lsq_linear(J, -g, bounds=(lo, np.maximum(hi, lo + 1e-300)), method="bvls", tol=1e-15)
+    x = np.clip(res.x, lo, hi)
+    return x, g + J @ x
 
 
-def _kink_pairs(zs, tol):
-    """``(layer, sample, neuron)`` index arrays of the pairs with ``|z| ≤ tol``."""
-    ls_, ss, ns = [], [], []
-    for li, z in enumerate(zs):
-        s, n = np.nonzero(np.abs(z) <= tol)
-        ls_.append(np.full(s.size, li))
-        ss.append(s)
-        ns.append(n)
-    return np.concatenate(ls_), np.concatenate(ss), np.concatenate(ns)
+def _kink_jacobian(ls, ev, pairs):
+    """``∂∇_θ L/∂d_A = [δ_a ∇_θ z_a]`` (columns), at the evaluation `ev`."""
+    _, G = _kink_rows(ls, ev.theta, ev.D, pairs)
+    delta = np.array([ev.delta[a][b, c] for a, b, c in pairs])
+    return (G * delta[:, None]).T
 
 
-def clarke_measure(ls: Landscape, theta, kink_tol: float = 1e-8, max_pairs: int = 500) -> dict:
+def _clarke_over(ls, act, ev, pairs):
+    """The minimal-norm element of the hull of the one-sided gradients over `pairs` and its
+    derivative choices."""
+    d0 = np.array([float(act.deriv(ev.zs[a][b, c])) for a, b, c in pairs])
+    x, v = _bvls(_kink_jacobian(ls, ev, pairs), ev.g, act.lo - d0, act.hi - d0)
+    return v, d0 + x
+
+
+def clarke_measure(ls: Landscape, theta, kink_tol: float = 1e-8, max_pairs: int = 2048) -> dict:
     """Distance from 0 to the Clarke subdifferential of ``L`` at ``θ`` (see the module docstring).
 
     The kink pairs are those with ``|z| ≤ kink_tol · max(1, max|z|)``. Returns a JSON-ready dict:
@@ -250,332 +326,426 @@ def clarke_measure(ls: Landscape, theta, kink_tol: float = 1e-8, max_pairs: int 
     `clarke_note`.
     """
     act = _check_landscape(ls)
-    theta = np.asarray(theta, dtype=np.float64)
-    zs = _zs(ls, theta)
-    zmin, zmax = _preact_stats(zs)
-    tol = kink_tol * max(1.0, zmax)
-    layer, sample, neuron = _kink_pairs(zs, tol)
-    D0 = _pattern(act, zs)
-    out = {"min_abs_preactivation": zmin, "preactivation_scale": zmax, "kink_tol": tol,
-           "kink_pairs": [[int(a) + 1, int(b), int(c)] for a, b, c in zip(layer, sample, neuron, strict=True)],
-           "clarke_norm": "2"}
-    if layer.size == 0:
-        g = np.asarray(_frozen_vg(ls, jnp.asarray(theta), D0)[1])
-        out.update(clarke_stationarity=float(np.linalg.norm(g)),
-                   clarke_stationarity_inf=float(np.max(np.abs(g))), clarke_exact=True,
+    ev = _Eval(ls, np.asarray(theta, dtype=np.float64))
+    tol = kink_tol * max(1.0, ev.zmax)
+    pairs = _kink_pairs(ev.zs, tol)
+    out = {"min_abs_preactivation": ev.zmin, "preactivation_scale": ev.zmax, "kink_tol": tol,
+           "kink_pairs": [[a + 1, b, c] for a, b, c in pairs], "clarke_norm": "2"}
+    if not pairs:
+        out.update(clarke_stationarity=float(np.linalg.norm(ev.g)),
+                   clarke_stationarity_inf=float(np.max(np.abs(ev.g))), clarke_exact=True,
                    kink_derivatives=[], clarke_note="no kink pairs: the gradient is unique")
         return out
-    mixed = [int(s) for s in np.unique(sample) if np.unique(layer[sample == s]).size > 1]
-    if mixed or layer.size > max_pairs:
+    layers_of: dict[int, set] = {}
+    for a, b, _ in pairs:
+        layers_of.setdefault(b, set()).add(a)
+    mixed = sorted(s for s, lay in layers_of.items() if len(lay) > 1)
+    if mixed or len(pairs) > max_pairs:
         why = (f"samples {mixed[:10]} have kink pairs in more than one layer: the gradient is "
                "multi-affine in their derivatives and the hull is not the image of the box"
-               if mixed else f"{layer.size} kink pairs exceed max_pairs={max_pairs}")
+               if mixed else f"{len(pairs)} kink pairs exceed max_pairs={max_pairs}")
         out.update(clarke_stationarity=None, clarke_stationarity_inf=None, clarke_exact=False,
                    kink_derivatives=None, clarke_note=f"not computed: {why}")
         return out
-    from scipy.optimize import lsq_linear
-
-    d0 = np.array([np.asarray(D0[a])[b, c] for a, b, c in zip(layer, sample, neuron, strict=True)])
-    g0, J = _grad_jac_d(ls, jnp.asarray(theta), D0, jnp.asarray(layer), jnp.asarray(sample),
-                        jnp.asarray(neuron), jnp.asarray(d0))
-    g0, J = np.asarray(g0), np.asarray(J)
-    res = lsq_linear(J, -g0, bounds=(act.lo - d0, act.hi - d0), method="bvls", tol=1e-14)
-    v = g0 + J @ res.x
+    v, d = _clarke_over(ls, act, ev, pairs)
     out.update(clarke_stationarity=float(np.linalg.norm(v)), clarke_stationarity_inf=float(np.max(np.abs(v))),
-               clarke_exact=True, kink_derivatives=[float(x) for x in d0 + res.x],
+               clarke_exact=True, kink_derivatives=[float(t) for t in d],
                clarke_note="exact: the gradient is affine in the kink derivatives (each sample's kink "
                            "pairs lie in one layer); minimal 2-norm over the box by bounded least squares")
     return out
 
 
+def _frozen_floor(ls, theta, D, hnorm, repeats=3):
+    """The float64 round-off floor of ``||∇L_D||_∞`` (as :func:`gradient_floor`, with the
+    pattern ``D`` frozen, so that reordering the data cannot flip a kink pair's side)."""
+    g = np.asarray(_frozen_grad(ls, jnp.asarray(theta), D))
+    rep = _EPS * hnorm * float(np.max(np.abs(theta)))
+    evals = 4.0 * _EPS * float(np.max(np.abs(g)))
+    rng = np.random.default_rng(1234)
+    X, Y = np.asarray(ls.data.X), np.asarray(ls.data.Y)
+    for _ in range(repeats):
+        perm = rng.permutation(ls.data.n_samples)
+        other = ls.with_data(Dataset(X[perm], Y[perm]))
+        Dp = tuple(jnp.asarray(np.asarray(Dl)[perm]) for Dl in D)
+        evals = max(evals, float(np.max(np.abs(np.asarray(_frozen_grad(other, jnp.asarray(theta), Dp)) - g))))
+    return float(rep + evals)
+
+
+# ----------------------------------------------------------------------------- phase 1: rounded kinks
+class _SmoothNet:
+    """The network with every kink rounded off (traceable): ``σ(z) = d₋ z + jump · relu(z)``
+    becomes ``d₋ z + jump · w softplus(z / w)`` with ``w = width · ||∇z||`` per sample, so that
+    `width` is a length in parameter space (``width = 0``: the activation itself)."""
+
+    def __init__(self, net, act, width):
+        self.net, self.act, self.width = net, act, width
+
+    def __call__(self, X):
+        net, act = self.net, self.act
+        h = X
+        last = len(net.weights) - 1
+        one = 1.0 if net.biases is not None else 0.0
+        for i, w in enumerate(net.weights):
+            hin = h
+            h = h @ w.T
+            if net.biases is not None:
+                h = h + net.biases[i]
+            if i < last:
+                wd = jax.lax.stop_gradient(self.width * jnp.sqrt(jnp.sum(hin * hin, axis=1, keepdims=True) + one))
+                rounded = wd > 1e-300
+                wd = jnp.where(rounded, wd, 1.0)  # the branch not taken stays finite (no NaN gradients)
+                h = jnp.where(rounded, act.d_minus * h + act.jump * wd * jax.nn.softplus(h / wd),
+                              jax.lax.stop_gradient(act.deriv(h)) * h)
+        return h
+
+    def arrays(self):
+        return self.net.arrays()
+
+
+def _smooth_objective(ls, theta, width):
+    net = ls.unravel(theta)
+    return ls.data_loss_of(_SmoothNet(net, _Act(ls.model.activation), width)) + ls.penalty_of(net)
+
+
+@eqx.filter_jit
+def _smooth_model(ls, theta, width):
+    """Gradient and Hessian of the loss with its kinks rounded off over `width`."""
+    g = jax.grad(_smooth_objective, argnums=1)(ls, theta, width)
+    H = jax.hessian(_smooth_objective, argnums=1)(ls, theta, width)
+    return g, H
+
+
+def _tr_step(g, H, radius):
+    """Trust-region step of the model ``gᵀs + ½ sᵀHs`` (eigenbasis, Moré-Sorensen); numerically
+    null directions of ``H`` (symmetries, dead neurons) carry no step. Returns ``(s, predicted
+    decrease, at_boundary, ||H||)``."""
+    lam, V = np.linalg.eigh(0.5 * (H + H.T))
+    hnorm = float(np.max(np.abs(lam))) if lam.size else 0.0
+    keep = np.abs(lam) > max(lam.size, 1) * _EPS * hnorm
+    gt = V.T @ g
+    st = np.zeros_like(gt)
+    if keep.any() and radius > 0:
+        st[keep] = _trust_region_step(gt[keep], lam[keep], radius)
+    pred = -float(gt @ st + 0.5 * st @ (lam * st))
+    return V @ st, pred, bool(np.linalg.norm(st) >= 0.99 * radius), hnorm
+
+
+# ----------------------------------------------------------------------------- phase 2: exact kinks
+def _kink_model_step(ls, act, ev, H, near, mu):
+    """Minimise ``gᵀs + ½ sᵀ(H + shift + μ)s + Σ_a c_a max(0, −σ_a (z_a + ∇z_a·s))`` over the
+    convex kinks ``a`` in `near` (``c_a = δ_a·jump > 0``, ``σ_a`` the side of ``z_a``; ``shift``
+    makes ``H`` positive definite). Returns ``(s, predicted decrease of the unshifted model, ||H||)``.
+
+    The dual, over multipliers ``0 ≤ y ≤ c``, is ``min ½ (g + By)ᵀP⁻¹(g + By) − l₀ᵀy`` with
+    ``P = H + shift + μ``, ``B = [−σ_a ∇z_a]`` and ``l₀ = −σ∘z``. Writing ``l₀ = Bᵀθ₀`` (exact for
+    first-layer pairs, whose ``z`` is linear in ``θ``; least squares otherwise) completes the
+    square: ``min ½ ||P^{-1/2}By − (P^{1/2}θ₀ − P^{-1/2}g)||²``, a bounded least-squares problem
+    (BVLS; a tiny ridge picks the minimal-norm multipliers where kinks of one neuron are
+    linearly dependent — multipliers along the null space of ``B`` do not move ``s``).
+    """
+    lam, V = np.linalg.eigh(0.5 * (H + H.T))
+    hnorm = float(np.max(np.abs(lam))) if lam.size else 0.0
+    keep = np.abs(lam) > max(lam.size, 1) * _EPS * hnorm
+    shift = max(0.0, -float(lam[0])) * (1.0 + 1e-8) + 1e-12 * hnorm
+    # numerically null directions (symmetries, dead neurons) are made stiff rather than removed:
+    # their round-off-sized gradient then moves nothing, and the dual stays exact
+    pdiag = np.where(keep, lam + shift + mu, max(hnorm, 1e-300) + mu)
+    inv = 1.0 / pdiag
+    gt = V.T @ ev.g
+
+    def model(st, Bt=None, l0=None, c=None):
+        val = float(gt @ st + 0.5 * st @ (lam * st))
+        return val if Bt is None else val + float(c @ np.maximum(l0 + Bt.T @ st, 0.0))
+
+    if not near:
+        st = -inv * gt
+        return V @ st, -model(st), hnorm
+    zA, G = _kink_rows(ls, ev.theta, ev.D, near)
+    delta = np.array([ev.delta[a][b, d] for a, b, d in near])
+    c = delta * act.jump
+    # a pair exactly at 0 counts as on the z < 0 side; where the activation's convention there
+    # is not that side's derivative (abs: σ'(0) = 0), the model's gradient is moved to it
+    side = np.where(zA > 0, 1.0, -1.0)
+    at0 = zA == 0
+    if at0.any():
+        gt = gt + V.T @ (G.T @ (np.where(at0, act.d_minus - act.deriv(zA), 0.0) * delta))
+    Bt = V.T @ (-(side[:, None] * G)).T
+    l0 = -side * zA
+    th0 = np.linalg.lstsq(Bt.T, l0, rcond=None)[0]
+    K = len(near)
+    Kmat = np.sqrt(inv)[:, None] * Bt
+    target = np.sqrt(pdiag) * th0 - np.sqrt(inv) * gt
+    ridge = 1e-7 * max(float(np.max(np.linalg.norm(Kmat, axis=0))), 1e-300)
+    y = lsq_linear(np.vstack([Kmat, ridge * np.eye(K)]), np.concatenate([target, np.zeros(K)]),
+                   bounds=(np.zeros(K), np.maximum(c, 1e-300)), method="bvls", tol=1e-14).x
+    y = np.clip(y, 0.0, c)
+    st = -inv * (gt + Bt @ y)
+    # land exactly on the kinks whose multiplier lies inside its interval (the ridge and the
+    # solver's tolerance leave the primal ~1e-12 off them otherwise)
+    inside = (y > 1e-9 * c) & (y < (1.0 - 1e-9) * c)
+    if inside.any():
+        Ga = G[inside] @ V
+        landed = st - np.linalg.lstsq(Ga, zA[inside] + Ga @ st, rcond=None)[0]
+        if model(landed, Bt, l0, c) <= 0.5 * model(st, Bt, l0, c):
+            st = landed
+    return V @ st, -model(st, Bt, l0, c), hnorm
+
+
+# ----------------------------------------------------------------------------- phase 3: the manifold
+def _kkt_step(H, g, G, zA):
+    """Newton step on the kink manifold ``{z_A = 0}`` by the null-space method: the minimal-norm
+    step onto the linearised manifold, then the Newton step of the reduced problem in its
+    tangent space. Numerically null curvature directions carry no step."""
+    U, S, Vt = np.linalg.svd(G, full_matrices=True)
+    r = int(np.sum(S > max(G.shape) * _EPS * (S[0] if S.size else 0.0)))
+    sp = -Vt[:r].T @ ((U[:, :r].T @ zA) / S[:r])
+    Z = Vt[r:].T
+    if not Z.shape[1]:
+        return sp
+    Hs = 0.5 * (H + H.T)
+    lam, W = np.linalg.eigh(Z.T @ Hs @ Z)
+    hn = float(np.max(np.abs(np.linalg.eigvalsh(Hs)))) if H.size else 0.0
+    keep = np.abs(lam) > 1e3 * H.shape[0] * _EPS * max(hn, 1e-300)
+    rg = W[:, keep].T @ (Z.T @ (g + Hs @ sp))
+    return sp - Z @ (W[:, keep] @ (rg / lam[keep]))
+
+
 # ----------------------------------------------------------------------------- the solver
 class PatternNewton(AbstractCriticalPointSolver):
-    """Critical points of piecewise-linear networks: region Newton/LM plus kink detection.
+    """Critical points of piecewise-linear networks (relu, leaky_relu, abs): a descent to a smooth
+    critical point of an activation-pattern region or to a Clarke-stationary point on kinks (see
+    the module docstring for the three phases).
 
-    See the module docstring. Stops with ``RESULTS.successful``/``roundoff_floor`` at a smooth
-    critical point of its region (``details['region_hessian'] = True``: the Hessian there is
-    the region's, which the autodiff Hessian equals since no pre-activation is 0), with
-    ``RESULTS.kink`` at a Clarke-stationary point on a kink (diagnostics in ``details``, the
-    Clarke measure in ``details['clarke']``), or with the usual budget statuses. Every result
-    carries ``details['min_abs_preactivation']``.
+    Stops with ``RESULTS.successful``/``roundoff_floor`` at a smooth critical point of its region
+    (``details['region_hessian'] = True``), with ``RESULTS.kink`` at a Clarke-stationary point on
+    kinks (``details['clarke']``: the exact measure over every pair within `kink_tol`;
+    ``details['kink_certified']``: whether it meets ``10·max(gtol, floor)``), ``RESULTS.diverging``
+    when the iterates escape along a channel (relu nets can build a step function from two
+    neurons with equal input and cancelling output weights), or with the usual budget statuses.
+    Every result carries ``details['min_abs_preactivation']``.
 
+    **Budgets.** `max_steps` bounds the Newton-type steps (phases 2 and 3, and the hand-off of a
+    near-critical start), rejected ones included; the descent of phase 1, which takes the place
+    of a gradient flow, has its own `descent_steps` (``max_steps = 0`` evaluates the start only).
+    ``stats.num_steps`` counts all of them.
+
+    - `smoothing`: phase 1 rounds the kinks off over ``smoothing · r`` for a step of length ``r``.
+    - `collapse_radius`: phase 2 starts when a step is rejected with the radius below
+      ``collapse_radius · max(1, ||θ||_∞)``.
+    - `max_kinks`: the nearest convex kinks (within ten last step lengths) in the phase-2 model.
+    - `newton_switch`: phase 3 is tried once the Clarke measure is below this.
     - `kink_tol`: relative size ``|z| ≤ kink_tol · max(1, max|z|)`` of a pre-activation counted
-      as at the kink (for the Clarke measure and the kink status).
-    - `boundary_window`: boundary-cut steps in a row (or sign flips of one pair) that trigger
-      the kink solve.
-    - `kink_steps`: iterations of one kink solve (it also stops when ``||F||`` stalls).
-    - `kink_failures`: kink solves that do not converge before the solver stops with
-      ``RESULTS.kink`` at the boundary point the iterates keep returning to (then the Clarke
-      measure tells whether that point is Clarke-stationary; ``details['kink_solve']`` says so).
+      as at the kink (stationarity measure, kink status).
+    - `newton_handoff`, `handoff_steps`: a start with ``||∇L||_∞ ≤ newton_handoff`` first gets up
+      to `handoff_steps` saddle-capable Levenberg-Marquardt steps on ``∇L_D = 0`` in its region.
     """
 
     gtol: float = 1e-10
-    initial_damping: float = 1e-3
+    initial_radius: float = 1.0
+    max_radius: float = 1e3
+    eta: float = 0.05
+    smoothing: float = 0.1
+    collapse_radius: float = 1e-4
+    max_kinks: int = 64
+    newton_switch: float = 1e-4
     kink_tol: float = 1e-8
-    boundary_window: int = 3
-    kink_steps: int = 15
-    kink_failures: int = 2
-    flat_threshold: float = 1e-2
-    stall_window: int = 25
+    newton_handoff: float = 1e-6
+    handoff_steps: int = 20
+    descent_steps: int = 2000
     escape_window: int = 100
 
     def __check_init__(self):
-        if self.gtol < 0 or self.initial_damping < 0 or self.kink_tol <= 0:
-            raise InputError("`gtol` and `initial_damping` must be >= 0 and `kink_tol` > 0.")
-        if self.boundary_window < 1 or self.kink_steps < 1:
-            raise InputError("`boundary_window` and `kink_steps` must be >= 1.")
+        if self.gtol < 0 or not self.kink_tol > 0 or not self.initial_radius > 0:
+            raise InputError("`gtol` must be >= 0, `kink_tol` and `initial_radius` > 0.")
+        if not 0.0 < self.eta < 0.25:
+            raise InputError(f"`eta` must lie in (0, 0.25), got {self.eta}.")
+        if self.smoothing < 0 or not self.collapse_radius > 0 or self.max_kinks < 1:
+            raise InputError("`smoothing` must be >= 0, `collapse_radius` > 0 and `max_kinks` >= 1.")
+        if self.handoff_steps < 0 or self.descent_steps < 0:
+            raise InputError("`handoff_steps` and `descent_steps` must be >= 0.")
         if self.escape_window < 0 or self.escape_window % 25:
             raise InputError(f"`escape_window` must be a multiple of 25 (0: off), got {self.escape_window}.")
 
-    # ------------------------------------------------------------------ main loop
     def run(self, ls, theta0, max_steps, budget=None):
         act = _check_landscape(ls)
+        one = threadpool_limits is not None and ls.n_params < _ONE_THREAD_BELOW
+        with threadpool_limits(1, user_api="blas") if one else contextlib.nullcontext():
+            return self._run(ls, act, theta0, max_steps, budget)
+
+    def _run(self, ls, act, theta0, max_steps, budget):
         t0 = time.perf_counter()
-        tr = _Tracker(ls, self.gtol, self.flat_threshold, self.stall_window, self.escape_window, budget)
-        theta = np.array(theta0, dtype=np.float64)
-        info = {"activation": act.name, "boundary_steps": 0, "region_changes": 0, "kink_solves": 0,
-                "released_pairs": 0, "rejected_steps": 0}
-        mu = None
-        boundary_run = 0
-        flips: list[list] = []  # pairs whose sign changed, per accepted step
-        blocking: set = set()
-        banned_until = -1
-        step = 0
-        L, g, zs = _true_grad(ls, act, theta)
+        tr = _Tracker(ls, self.gtol, 0.0, 25, self.escape_window, budget)
+        shapes = _shapes(ls)
+        info = {"activation": act.name, "region_changes": 0, "rejected_steps": 0, "handoff_steps": 0,
+                "kink_model_steps": 0, "kink_newton_steps": 0}
+        step = newton = 0  # all steps; the Newton-type ones (phases 2, 3 and the hand-off)
+        ev = _Eval(ls, theta0, shapes)
+        if ev.ok() and float(np.max(np.abs(ev.g))) <= self.newton_handoff:
+            ev, step = self._handoff(ls, shapes, ev, tr, max_steps, info)
+            newton = step
+        radius = float(self.initial_radius)
+        hnorm, floor_at = 0.0, np.inf
+        kinked, mu, reach = False, 0.0, 0.0  # phase 2 and its damping and reach
+        newton_ok, last_step = False, 0.0  # phase 3 is tried after an accepted step
         while True:
-            if not (np.isfinite(L) and np.all(np.isfinite(g))):
-                return self._done(ls, act, theta, L, g, zs, RESULTS.nonfinite, tr, step, t0, info)
-            gn = float(np.max(np.abs(g)))
-            tr.record(theta, L, gn)
-            D = _pattern(act, zs)
-            H = np.asarray(_frozen_hessian(ls, jnp.asarray(theta), D))
+            if not ev.ok():
+                return self._done(ls, ev, RESULTS.nonfinite, tr, step, t0, info)
+            theta = ev.theta
+            scale = max(1.0, ev.zmax)
+            at = _kink_pairs(ev.zs, self.kink_tol * scale)[: _BUCKETS[-1]]
+            if at:  # stationarity on kinks: the Clarke measure over the pairs at them
+                v, dstar = _clarke_over(ls, act, ev, at)
+            else:
+                v, dstar = ev.g, np.zeros(0)
+            stat = float(np.max(np.abs(v)))
+            tr.record(theta, ev.L, stat)
+            if hnorm > 0 and self.gtol < stat < 1e-6 * max(1.0, hnorm) and stat < 0.5 * floor_at:
+                D = self._pattern_with(ls, shapes, theta, at, dstar) if at else ev.D
+                tr.floor = _frozen_floor(ls, theta, D, hnorm)
+                floor_at = stat
+            if stat <= max(self.gtol, tr.floor):
+                esc = tr.escaping(theta, ev.L, final=True)
+                if esc is not None:
+                    info["escape"] = esc
+                    return self._done(ls, ev, RESULTS.diverging, tr, step, t0, info)
+                if at:
+                    return self._done(ls, ev, RESULTS.kink, tr, step, t0, info)
+                res = RESULTS.successful if stat <= self.gtol else RESULTS.roundoff_floor
+                return self._done(ls, ev, res, tr, step, t0, info)
+            esc = tr.escaping(theta, ev.L)
+            if esc is not None:
+                info["escape"] = esc
+                return self._done(ls, ev, RESULTS.diverging, tr, step, t0, info)
+            if max_steps <= 0 or newton >= max_steps or (not kinked and step - newton >= self.descent_steps):
+                return self._done(ls, ev, RESULTS.max_steps_reached, tr, step, t0, info)
+            if tr.out_of_time():
+                return self._done(ls, ev, RESULTS.time_limit_reached, tr, step, t0, info)
+
+            if at and newton_ok and stat < self.newton_switch:
+                # --- phase 3: Newton on the manifold of the kinks the iterate sits on
+                newton_ok = False
+                D = self._pattern_with(ls, shapes, theta, at, dstar)
+                H = np.asarray(_frozen_hessian(ls, jnp.asarray(theta), D))
+                zA, G = _kink_rows(ls, theta, D, at)
+                s = _kkt_step(H, v, G, zA)
+                if np.linalg.norm(s) > 10.0 * last_step:
+                    continue  # not yet where Newton converges: another phase-2 step
+                tr.num_hessians += 1
+                step += 1
+                newton += 1
+                info["kink_newton_steps"] += 1
+                new = _Eval(ls, theta + s, shapes)
+                if (new.ok() and self._stationarity(ls, act, new) < stat
+                        and new.L <= ev.L + 1e3 * tr.loss_noise(ev.L)):
+                    ev, newton_ok, last_step = new, True, float(np.linalg.norm(s))
+                continue
+            if not kinked:
+                # --- phase 1: trust region on the true loss, the model's kinks rounded off
+                gw, Hw = _smooth_model(ls, jnp.asarray(theta), jnp.asarray(self.smoothing * radius))
+                s, pred, at_bound, hnorm = _tr_step(np.asarray(gw), np.asarray(Hw), radius)
+            else:
+                # --- phase 2: the region's quadratic model plus the convex kinks within reach
+                H = np.asarray(_frozen_hessian(ls, jnp.asarray(theta), ev.D))
+                s, pred, hnorm = _kink_model_step(ls, act, ev, H, self._near(act, ev, reach), mu)
+                info["kink_model_steps"] += 1
+                newton += 1
+            tr.num_hessians += 1
+            step += 1
+            new = _Eval(ls, theta + s, shapes)
+            if pred <= tr.loss_noise(ev.L, new.L):  # below the loss's round-off: judge by stationarity
+                ok = bool(new.ok() and self._stationarity(ls, act, new) < stat)
+                rho = 1.0 if ok else 0.0
+            else:
+                rho = (ev.L - new.L) / pred if new.ok() else -np.inf
+                ok = bool(rho > self.eta)
+            snorm = float(np.linalg.norm(s))
+            if not kinked:
+                if rho < 0.25:
+                    radius = 0.25 * (snorm if snorm > 0 else radius)
+                elif rho > 0.75 and at_bound:
+                    radius = min(2.0 * radius, self.max_radius)
+                if not ok and radius <= self.collapse_radius * max(1.0, float(np.max(np.abs(theta)))):
+                    kinked, mu, reach = True, 1e-3 * max(hnorm, 1e-300), 10.0 * max(radius, snorm)
+            else:
+                if rho > 0.75:
+                    mu = mu / 4.0 if mu > 1e-12 * max(hnorm, 1e-300) else 0.0
+                elif rho < 0.25:
+                    mu = max(4.0 * mu, 1e-8 * max(hnorm, 1e-300))
+                if ok:
+                    reach = 10.0 * snorm
+            if ok:
+                if not all(np.array_equal(a > 0, b > 0) for a, b in zip(ev.zs, new.zs, strict=True)):
+                    info["region_changes"] += 1
+                ev, newton_ok, last_step = new, kinked, snorm
+                continue
+            info["rejected_steps"] += 1
+            if (kinked and mu > 1e20 * max(hnorm, 1e-300)) or (not kinked and radius < 1e-300):
+                return self._done(ls, ev, RESULTS.max_steps_reached, tr, step, t0, info)
+
+    # ------------------------------------------------------------------ pieces
+    def _stationarity(self, ls, act, ev):
+        at = _kink_pairs(ev.zs, self.kink_tol * max(1.0, ev.zmax))[: _BUCKETS[-1]]
+        v = _clarke_over(ls, act, ev, at)[0] if at else ev.g
+        return float(np.max(np.abs(v)))
+
+    @staticmethod
+    def _pattern_with(ls, shapes, theta, pairs, d):
+        m, v = _masks(shapes, pairs, d)
+        return _state(ls, jnp.asarray(theta), m, v)[4]
+
+    def _near(self, act, ev, reach):
+        """The `max_kinks` nearest convex kinks (``δ·jump > 0``) within `reach` (parameter length)."""
+        cand = []
+        for li, (z, nrm, dl) in enumerate(zip(ev.zs, ev.norms, ev.delta, strict=True)):
+            u = np.abs(z) / nrm[:, None]
+            s_, n_ = np.nonzero((u <= max(reach, 1e3 * _EPS)) & (dl * act.jump > 0))
+            cand += [(float(u[a, b]), (li, int(a), int(b))) for a, b in zip(s_, n_, strict=True)]
+        cand.sort()
+        return [p for _, p in cand[: self.max_kinks]]
+
+    def _handoff(self, ls, shapes, ev, tr, max_steps, info):
+        """Saddle-capable Levenberg-Marquardt on ``∇L_D = 0`` in the region of a near-critical start."""
+        mu, used = None, 0
+        while used < min(self.handoff_steps, max_steps) and not tr.out_of_time() and ev.ok():
+            if float(np.max(np.abs(ev.g))) <= self.gtol:
+                break
+            H = np.asarray(_frozen_hessian(ls, jnp.asarray(ev.theta), ev.D))
             lam, V = np.linalg.eigh(0.5 * (H + H.T))
             tr.num_hessians += 1
             hnorm = float(np.max(np.abs(lam)))
-            res = tr.converged(theta, gn, hnorm)
-            esc = tr.escaping(theta, L, final=res is not None)
-            if esc is not None:
-                info["escape"] = esc
-                return self._done(ls, act, theta, L, g, zs, RESULTS.diverging, tr, step, t0, info)
-            if res is not None:
-                return self._done(ls, act, theta, L, g, zs, res, tr, step, t0, info)
-            if step >= max_steps:
-                return self._done(ls, act, theta, L, g, zs, RESULTS.max_steps_reached, tr, step, t0, info)
-            if tr.out_of_time():
-                return self._done(ls, act, theta, L, g, zs, RESULTS.time_limit_reached, tr, step, t0, info)
-
-            # --- the limit looks like a kink: solve on it
-            recent = [p for f in flips[-4 * self.boundary_window:] for p in f]
-            flipping = {p for p in set(recent) if recent.count(p) >= self.boundary_window + 1}
-            if step > banned_until and (boundary_run >= self.boundary_window or flipping):
-                zmax = _preact_stats(zs)[1]
-                cand = sorted(p for p in (blocking | flipping)
-                              if abs(zs[p[0]][p[1], p[2]]) <= 1e-2 * max(1.0, zmax))
-                if cand:
-                    info["kink_solves"] += 1
-                    out = self._kink_solve(ls, act, theta, cand, tr, max_steps - step, info)
-                    step += out["steps"]
-                    if out["status"] == "kink":
-                        theta = out["theta"]
-                        L, g, zs = _true_grad(ls, act, theta)
-                        return self._done(ls, act, theta, L, g, zs, RESULTS.kink, tr, step, t0, info,
-                                          kink=out)
-                    if out["status"] == "time":
-                        return self._done(ls, act, theta, L, g, zs, RESULTS.time_limit_reached, tr,
-                                          step, t0, info)
-                    # the kink solve did not converge: keep the boundary point it started from
-                    info["kink_solve_failures"] = info.get("kink_solve_failures", 0) + 1
-                    if info["kink_solve_failures"] >= self.kink_failures:
-                        # repeated boundary hits that no smooth or kink Newton step resolves: the
-                        # limit is on a kink; say so with the Clarke measure at this point
-                        info["kink_solve"] = "not converged: the Clarke measure is that of the last iterate"
-                        return self._done(ls, act, theta, L, g, zs, RESULTS.kink, tr, step, t0, info)
-                    banned_until = step + 2 * self.boundary_window
-                    boundary_run, flips, blocking, mu = 0, [], set(), None
-                    continue
-                banned_until = step + self.boundary_window
-            # --- a region step (LM on ∇L_D = 0), cut at the region boundary when needed
-            cut = ls.n_params * _EPS * hnorm
-            lam_eff = np.where(np.abs(lam) > cut, lam, 0.0)
-            if mu is None:
-                mu = self.initial_damping * hnorm**2
-            gt = V.T @ g
-            merit0 = float(np.linalg.norm(g))
-            signs0 = _signs(act, zs)
-            trial, tried_undamped, accepted = mu, False, None
-            for _ in range(60):
-                denom = lam_eff**2 + trial
+            lam_eff = np.where(np.abs(lam) > ls.n_params * _EPS * hnorm, lam, 0.0)
+            mu = 1e-6 * hnorm**2 if mu is None else mu
+            gt = V.T @ ev.g
+            accepted = False
+            for _ in range(8):
+                denom = lam_eff**2 + mu
                 coef = np.divide(lam_eff, denom, out=np.zeros_like(lam_eff), where=denom > 0)
-                s = -(V @ (coef * gt))
-                new = theta + s
-                Ln, gnw, zn = _true_grad(ls, act, new)
-                if np.all(np.isfinite(gnw)) and np.linalg.norm(gnw) < merit0:
-                    accepted = (new, Ln, gnw, zn, False, ())
-                    break
-                if not _same(signs0, _signs(act, zn)):
-                    cut_step = self._boundary(ls, act, theta, s, signs0, merit0)
-                    if cut_step is not None:
-                        accepted = cut_step
-                        break
-                info["rejected_steps"] += 1
-                if trial > 0 and not tried_undamped:
-                    tried_undamped, trial = True, 0.0
-                    continue
-                mu = max(mu * 10.0, 1e-20 * max(hnorm**2, 1e-300))
-                trial = mu
-                if mu > 1e20 * max(hnorm**2, 1e-300):
-                    break
-            if accepted is None:
-                # no step reduces ||∇L||: the kink solve is the last resort, else stop
-                if step <= banned_until and boundary_run == 0:
-                    return self._done(ls, act, theta, L, g, zs, RESULTS.max_steps_reached, tr, step,
-                                      t0, info)
-                boundary_run = self.boundary_window
-                banned_until = -1
-                zmin, zmax = _preact_stats(zs)
-                near = _kink_pairs(zs, max(1e-6 * max(1.0, zmax), 10 * zmin))
-                blocking |= {(int(a), int(b), int(c)) for a, b, c in zip(*near, strict=True)}
-                step += 1
-                continue
-            new, Ln, gnw, zn, at_boundary, blockers = accepted
-            mu = trial / 10.0 if trial > 1e-30 * hnorm**2 else 0.0
-            changed = _changed_pairs(signs0, _signs(act, zn))
-            if changed:
-                info["region_changes"] += 1
-            flips.append(changed)
-            if at_boundary:
-                info["boundary_steps"] += 1
-                boundary_run += 1
-                blocking |= set(blockers)
-            else:
-                boundary_run = 0
-                blocking = set()
-            theta, L, g, zs = new, Ln, gnw, zn
-            step += 1
-            if not np.all(np.isfinite(theta)) or np.max(np.abs(theta)) > 1e12:
-                return self._done(ls, act, theta, L, g, zs, RESULTS.diverged, tr, step, t0, info)
-
-    def _boundary(self, ls, act, theta, s, signs0, merit0):
-        """Cut the step ``s`` at the first change of the pattern; the accepted tuple or None."""
-        lo, hi = 0.0, 1.0
-        for _ in range(60):
-            mid = 0.5 * (lo + hi)
-            if _same(signs0, _signs(act, _zs(ls, theta + mid * s))):
-                lo = mid
-            else:
-                hi = mid
-            if hi - lo <= 4 * _EPS * hi:
-                break
-        blockers = tuple(_changed_pairs(signs0, _signs(act, _zs(ls, theta + hi * s))))
-        for t in (hi, lo):
-            if t <= 0:
-                continue
-            new = theta + t * s
-            Ln, gnw, zn = _true_grad(ls, act, new)
-            if np.all(np.isfinite(gnw)) and np.linalg.norm(gnw) < merit0:
-                return (new, Ln, gnw, zn, True, blockers)
-        return None
-
-    # ------------------------------------------------------------------ on the kink
-    def _kink_solve(self, ls, act, theta, pairs, tr, steps_left, info):
-        """LM on ``(∇_θ L(θ; d_A), z_A(θ)) = 0``; releases pairs whose ``d`` leaves its interval."""
-        p = ls.n_params
-        pairs = list(pairs)
-        used = 0
-        while pairs:
-            layer = jnp.asarray([a for a, _, _ in pairs])
-            sample = jnp.asarray([b for _, b, _ in pairs])
-            neuron = jnp.asarray([c for _, _, c in pairs])
-            zs = _zs(ls, theta)
-            D0 = _pattern(act, zs)
-            _, J = _grad_jac_d(ls, jnp.asarray(theta), D0, layer, sample, neuron,
-                               jnp.asarray([float(np.asarray(D0[a])[b, c]) for a, b, c in pairs]))
-            # start d at the least-squares choice for the current gradient
-            g0 = np.asarray(_frozen_vg(ls, jnp.asarray(theta), D0)[1])
-            d0 = np.array([float(np.asarray(D0[a])[b, c]) for a, b, c in pairs])
-            d = d0 + np.linalg.lstsq(np.asarray(J), -g0, rcond=None)[0]
-            x = np.concatenate([theta, d])
-            mu = None
-            ok = False
-            norms: list[float] = []
-            for _ in range(self.kink_steps):
-                if used >= steps_left:
-                    return {"status": "steps", "theta": theta, "steps": used}
-                if tr.out_of_time():
-                    return {"status": "time", "theta": theta, "steps": used}
-                D0 = _pattern(act, _zs(ls, x[:p]))
-                F, JF = _kink_F_and_J(ls, x, D0, layer, sample, neuron)
-                gk = F[:p]
-                tr.record(x[:p], float(_frozen_vg(ls, jnp.asarray(x[:p]), D0)[0]), float(np.max(np.abs(gk))))
-                tr.num_hessians += 1
+                new = _Eval(ls, ev.theta - V @ (coef * gt), shapes)
                 used += 1
-                zmax = _preact_stats(_zs(ls, x[:p]))[1]
-                if (np.max(np.abs(gk)) <= max(self.gtol, tr.floor)
-                        and np.max(np.abs(F[p:])) <= 1e3 * _EPS * max(1.0, zmax)):
-                    ok = True
+                info["handoff_steps"] += 1
+                if new.ok() and np.linalg.norm(new.g) < np.linalg.norm(ev.g):
+                    ev, accepted, mu = new, True, mu / 10.0
                     break
-                norms.append(float(np.linalg.norm(F)))
-                if len(norms) > 4 and norms[-1] > 0.5 * norms[-5]:
-                    break  # no Newton-like progress: boundaries of other pairs interfere
-                U, sv, Wt = np.linalg.svd(JF)
-                Ft = U.T @ F
-                smax = sv[0] if sv.size else 0.0
-                sv_eff = np.where(sv > JF.shape[0] * _EPS * smax, sv, 0.0)
-                if mu is None:
-                    mu = self.initial_damping * smax**2
-                n0 = float(np.linalg.norm(F))
-                trial, tried, accepted = mu, False, False
-                for _ in range(12):
-                    coef = np.divide(sv_eff, sv_eff**2 + trial, out=np.zeros_like(sv_eff),
-                                     where=(sv_eff**2 + trial) > 0)
-                    xn = x - Wt.T @ (coef * Ft[: sv.size])
-                    Dn = _pattern(act, _zs(ls, xn[:p]))
-                    Fn = np.asarray(_kink_F(ls, jnp.asarray(xn), Dn, layer, sample, neuron))
-                    if np.all(np.isfinite(Fn)) and np.linalg.norm(Fn) < n0:
-                        x, accepted = xn, True
-                        mu = trial / 10.0 if trial > 1e-30 * smax**2 else 0.0
-                        break
-                    if trial > 0 and not tried:
-                        tried, trial = True, 0.0
-                        continue
-                    mu = max(mu * 10.0, 1e-20 * max(smax**2, 1e-300))
-                    trial = mu
-                if not accepted:
-                    break
-            theta = x[:p]
-            d = x[p:]
-            if not ok:
-                return {"status": "failed", "theta": theta, "steps": used}
-            slack = 1e-8 * (act.hi - act.lo)
-            bad = [i for i, v in enumerate(d) if v < act.lo - slack or v > act.hi + slack]
-            if not bad:
-                return {"status": "kink", "theta": theta, "steps": used, "pairs": pairs,
-                        "derivatives": [float(v) for v in d]}
-            info["released_pairs"] += len(bad)
-            pairs = [q for i, q in enumerate(pairs) if i not in bad]
-        return {"status": "released", "theta": theta, "steps": used}
+                mu = max(10.0 * mu, 1e-20 * hnorm**2)
+            if not accepted:
+                break
+        return ev, used
 
-    # ------------------------------------------------------------------ the end
-    def _done(self, ls, act, theta, L, g, zs, result, tr, step, t0, info, kink=None):
-        zmin, zmax = _preact_stats(zs)
+    def _done(self, ls, ev, result, tr, step, t0, info):
+        scale = max(1.0, ev.zmax)
         extra = dict(info)
-        extra.update(min_abs_preactivation=zmin, preactivation_scale=zmax)
+        extra.update(min_abs_preactivation=ev.zmin, preactivation_scale=ev.zmax)
         if result.is_successful():
             extra["region_hessian"] = True
             extra["region_note"] = (
                 "smooth critical point inside its activation-pattern region (no pre-activation is 0): "
                 "the autodiff Hessian here is the region's Hessian; classify with it")
-        if result is RESULTS.kink or (not result.is_successful() and zmin <= self.kink_tol * max(1.0, zmax)):
-            c = clarke_measure(ls, theta, self.kink_tol)
-            if kink is not None:
-                c["kink_solve_pairs"] = [[a + 1, b, n] for a, b, n in kink["pairs"]]
-                c["kink_solve_derivatives"] = kink["derivatives"]
+        if result is RESULTS.kink or ev.zmin <= self.kink_tol * scale:
+            c = clarke_measure(ls, ev.theta, self.kink_tol)
             extra["clarke"] = c
             extra["kink_pairs"] = c["kink_pairs"]
             extra["clarke_stationarity"] = c["clarke_stationarity"]
-        return _finish(ls, theta, L, g, result, tr, step, t0, extra)
-
-
-def _kink_F_and_J(ls, x, D0, layer, sample, neuron):
-    F, J = _kink_FJ(ls, jnp.asarray(x), D0, layer, sample, neuron)
-    return np.asarray(F), np.asarray(J)
+            extra["clarke_stationarity_inf"] = c["clarke_stationarity_inf"]
+            inf = c["clarke_stationarity_inf"]
+            extra["kink_certified"] = bool(inf is not None and inf <= 10 * max(self.gtol, tr.floor))
+        return _finish(ls, ev.theta, ev.L, ev.g, result, tr, step, t0, extra)
