@@ -389,3 +389,49 @@ def test_flow_end_points_are_explained():
         assert explain(pop(fam), flat(fam), global_min_value=0.0 if fam.hidden_widths[0] >= 3 else None
                        ).family_key == ex.family_key
     assert explained >= 4
+
+
+# ------------------------------------------------------------------------------------ silent neurons, width 0
+
+
+def test_silent_neuron_at_a_global_minimum_is_explained_by_the_teacher():
+    """A fourth neuron with zero incoming weights (erf(0) = 0) and a non-zero outgoing weight computes
+    nothing: the point is a global minimum whose family is the teacher itself (width 3), and it lies on
+    the silent subspace Γ' = {the copies fixed, w_4 = 0, a_4 free}, of dimension 1 (only a_4 moves)."""
+    W1 = np.vstack([T, np.zeros((1, 3))])
+    a = np.concatenate([A, [0.7]])
+    wide = net(W1, a)
+    ls = pop(wide)
+    theta = ls.ravel()
+    assert float(ls.loss(theta)) <= 1e-28 and float(jnp.max(jnp.abs(ls.grad(theta)))) <= 1e-14
+    ex = explain(ls, theta, global_min_value=0.0)
+    assert ex.kind is ExplanationKind.global_minimum and ex.family_kind is ExplanationKind.reducible
+    assert ex.family_widths == (3,) and ex.family_key == family_key(TEACHER)
+    assert ex.silent_neurons == (3,) and ex.on_expansion_manifold is False
+    assert ex.subspace_dim == 1 and ex.subspace_distance <= 1e-12
+    emb = ex.embedding()[0]
+    assert emb["silent_neurons"] == [3] and 3 not in emb["zero_neurons"]
+    assert ex.projected_grad_norm_inf <= 1e-14
+    rec = ex.to_record()
+    assert rec["silent_neurons"] == [3] and rec["family_width"] == 3
+    # a silent neuron whose incoming weights are not small is no silent neuron: the point is not the
+    # teacher's function and is not explained by it
+    W1b = W1.copy()
+    W1b[3] = [0.05, 0.0, 0.0]
+    ex2 = explain(pop(net(W1b, a)), pop(net(W1b, a)).ravel(), global_min_value=0.0)
+    assert ex2.family_key != family_key(TEACHER) or ex2.kind is None
+
+
+def test_the_origin_is_explained_by_the_width_0_network():
+    """θ = 0 (no biases) is critical for any teacher: f ≡ 0. Every neuron is zero-type: the family is
+    the width-0 network, and the subspace {a = 0, W free} has dimension m·d."""
+    wide = net(np.zeros((3, 3)), np.zeros(3))
+    ls = pop(wide)
+    theta = ls.ravel()
+    assert float(jnp.max(jnp.abs(ls.grad(theta)))) == 0.0
+    ex = explain(ls, theta, global_min_value=0.0)
+    assert ex.kind is ExplanationKind.reducible and ex.family_widths == (0,) and ex.family_width == 0
+    assert ex.family_key.startswith("r0-") and ex.family_network is None and ex.family_theta is None
+    assert ex.family_loss == pytest.approx(float(ls.loss(theta)), rel=1e-14)
+    assert ex.subspace_dim == 9 and ex.subspace_distance == 0.0 and ex.silent_neurons == ()
+    assert ex.to_record()["family_width"] == 0

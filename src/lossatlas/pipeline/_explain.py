@@ -41,7 +41,7 @@ from .._errors import InputError
 from .._progress import Budget
 from ..curvature import dense_spectrum, eigenvalue_tolerance, raw_hessian
 from ..landscape import Landscape
-from ..models import MLP, ODD_ACTIVATIONS, activation_family, is_smooth
+from ..models import MLP, ODD_ACTIVATIONS, activation_family, get_activation, is_smooth
 from ..solvers import (
     Classification,
     Label,
@@ -174,6 +174,14 @@ class Explanation:
     threshold on a degenerate branch, where near-zero eigenvalues are lifted; `wide_index` and
     `wide_nullity` are measured at ``θ``).
 
+    `silent_neurons`: neurons of the last hidden layer (wide numbering) whose incoming weights
+    and bias vanish (within the merge threshold) while their outgoing weights do not, for an
+    activation with ``σ(0) = 0``: they output 0 whatever their outgoing weights. The family is
+    found from the point with their outgoing weights set to 0 (where they are zero-type); the
+    end point itself lies on the *silent* subspace ``Γ'`` (their incoming weights and bias 0,
+    outgoing weights free), which `subspace_dim` and `subspace_distance` describe. ``Γ'`` is not
+    counted by ``count_T``: `on_expansion_manifold` is False.
+
     `attempts`: every merge tolerance tried; `wall_time`: seconds spent.
     """
 
@@ -212,6 +220,7 @@ class Explanation:
     predicted_wide_nullity: int | None = None
     subspace_index: int | None = None
     subspace_nullity: int | None = None
+    silent_neurons: tuple[int, ...] = ()
     attempts: tuple[ReductionAttempt, ...] = ()
     wall_time: float = 0.0
 
@@ -257,13 +266,17 @@ class Explanation:
     def embedding(self) -> list[dict] | None:
         """JSON-ready embedding, one entry per hidden layer (family neurons in canonical order):
         `groups` (the wide neurons copying each family neuron), `split_ratios`, `signs`,
-        `zero_neurons`, `zero_groups`."""
+        `zero_neurons`, `zero_groups`, `silent_neurons` (see the class docstring)."""
         if self.label_map is None:
             return None
         out = []
-        for ly, rec in enumerate(self.label_map.to_record(), start=1):
+        records = self.label_map.to_record()
+        for ly, rec in enumerate(records, start=1):
             rec = dict(rec)
             rec["split_ratios"] = [list(g) for g in self.split_ratios[ly - 1]] if self.split_ratios else None
+            silent = list(self.silent_neurons) if ly == len(records) else []
+            rec["zero_neurons"] = [j for j in rec["zero_neurons"] if j not in silent]
+            rec["silent_neurons"] = silent
             out.append(rec)
         return out
 
@@ -314,6 +327,7 @@ class Explanation:
             "on_expansion_manifold": self.on_expansion_manifold,
             "reduced_grad_norm_inf": self.reduced_grad_norm_inf,
             "projected_grad_norm_inf": self.projected_grad_norm_inf,
+            "silent_neurons": list(self.silent_neurons),
             "embedding": self.embedding(),
             "split_curvature": [s.to_record() for s in self.split_curvature],
             "attempts": [a.to_record() for a in self.attempts],
@@ -501,6 +515,7 @@ class _Candidate:
     distance: float = np.inf
     thr: float = 0.0
     wide_loss: float = np.nan
+    silent: tuple[int, ...] = ()
 
     @property
     def loss_matches(self) -> bool:
@@ -516,7 +531,165 @@ class _Candidate:
         return self.critical and self.distance <= self.thr and self.loss_matches
 
 
-def _try(ls, theta, red, tol, gtol, budget) -> _Candidate:
+def _silent_neurons(net: MLP, thr: float) -> tuple[int, ...]:
+    """Neurons of the last hidden layer with incoming weights and bias within ``thr`` of 0 and an
+    outgoing weight above it, when ``σ(0) = 0`` (they output 0 whatever their outgoing weights)."""
+    if float(get_activation(net.activation)(jnp.zeros(()))) != 0.0:
+        return ()
+    W = np.asarray(net.weights[-2], dtype=np.float64)
+    if net.biases is not None:
+        W = np.concatenate([W, np.asarray(net.biases[-2], dtype=np.float64)[:, None]], axis=1)
+    quiet = np.max(np.abs(W), axis=1, initial=0.0) <= thr
+    speaks = np.max(np.abs(np.asarray(net.weights[-1])), axis=0, initial=0.0) > thr
+    return tuple(int(j) for j in np.flatnonzero(quiet & speaks))
+
+
+def _silence(net: MLP, silent: tuple[int, ...], *, outgoing_from: MLP | None = None) -> MLP:
+    """``net`` with the outgoing weights of the `silent` neurons set to 0 (``outgoing_from=None``),
+    or with their incoming weights and bias set to 0 and their outgoing weights taken from
+    `outgoing_from` (the projection onto the silent subspace ``Γ'``)."""
+    ws, bs = _np(net)
+    idx = list(silent)
+    if outgoing_from is None:
+        ws[-1][:, idx] = 0.0
+    else:
+        ws[-2][idx, :] = 0.0
+        if bs is not None:
+            bs[-2][idx] = 0.0
+        ws[-1][:, idx] = np.asarray(outgoing_from.weights[-1], dtype=np.float64)[:, idx]
+    return MLP(tuple(jnp.asarray(w) for w in ws), None if bs is None else tuple(jnp.asarray(b) for b in bs),
+               net.activation)
+
+
+def _silent_in(net: MLP, silent: tuple[int, ...]) -> float:
+    """``max |incoming weight or bias|`` of the silent neurons (their distance from ``Γ'``)."""
+    if not silent:
+        return 0.0
+    idx = list(silent)
+    vals = [np.abs(np.asarray(net.weights[-2])[idx, :]).ravel()]
+    if net.biases is not None:
+        vals.append(np.abs(np.asarray(net.biases[-2])[idx]))
+    return float(np.max(np.concatenate(vals), initial=0.0))
+
+
+@dataclasses.dataclass
+class _ZeroFamily:
+    """The width-0 family: every neuron of the last hidden layer zero-type or silent, so the network
+    computes its output bias (0 without biases)."""
+
+    tol: float
+    theta0: np.ndarray  # the end point with the last hidden layer's outgoing weights 0 and b_L polished
+    loss: float
+    grad: float  # ||∇_{b_L} L||_∞ at theta0 (0 without biases: no parameter)
+    target: float
+    distance: float
+    thr: float
+    wide_loss: float
+    silent: tuple[int, ...]
+    zero: tuple[int, ...]
+    hess_eigs: np.ndarray
+    steps: int
+
+    @property
+    def critical(self) -> bool:
+        return self.grad <= self.target
+
+    @property
+    def verified(self) -> bool:
+        scale = max(abs(self.loss), abs(self.wide_loss))
+        return (self.critical and self.distance <= self.thr
+                and abs(self.loss - self.wide_loss) <= LOSS_MATCH_ATOL + LOSS_MATCH_RTOL * scale)
+
+
+def _zero_family(ls: Landscape, theta: np.ndarray, net: MLP, tol: float, gtol: float) -> _ZeroFamily:
+    """The width-0 reading of a point whose last hidden layer reduces to nothing: the output bias is
+    polished by Newton (a few steps on ``d_out`` parameters), and the point's distance from the set
+    where every neuron of the last hidden layer is zero-type (outgoing weights 0) or silent
+    (incoming weights and bias 0, σ(0) = 0) is measured neuron by neuron."""
+    import jax
+
+    thr = tol * max(1.0, float(np.max(np.abs(theta))))
+    ws, bs = _np(net)
+    A = ws[-1]  # (d_out, m)
+    W = ws[-2] if bs is None else np.concatenate([ws[-2], bs[-2][:, None]], axis=1)
+    out_mag = np.max(np.abs(A), axis=0, initial=0.0)
+    in_mag = np.max(np.abs(W), axis=1, initial=0.0)
+    can_silence = float(get_activation(net.activation)(jnp.zeros(()))) == 0.0
+    silent = tuple(int(j) for j in np.flatnonzero(can_silence & (in_mag < out_mag)))
+    zero = tuple(int(j) for j in range(A.shape[1]) if j not in silent)
+    dist_neurons = float(np.max(np.where(np.isin(np.arange(A.shape[1]), silent), in_mag, out_mag), initial=0.0))
+    ws0 = [w.copy() for w in ws]
+    ws0[-1][:] = 0.0
+    bs0 = None if bs is None else [b.copy() for b in bs]
+    base = _flat(ws0, bs0)
+    if bs0 is None:
+        loss = float(ls.loss(jnp.asarray(base)))
+        return _ZeroFamily(tol, base, loss, 0.0, gtol, dist_neurons, thr, _gn(ls, theta)[0], silent, zero,
+                           np.zeros(0), 0)
+    n_out = bs0[-1].size
+    start = base.size - n_out  # b_L is the last block of θ
+
+    def f(b):
+        return ls.loss(jnp.asarray(base).at[start:].set(b))
+
+    g_fn, h_fn = jax.jit(jax.grad(f)), jax.jit(jax.hessian(f))
+    b = jnp.asarray(bs0[-1])
+    steps = 0
+    for steps in range(1, 21):
+        g = np.asarray(g_fn(b))
+        if np.max(np.abs(g), initial=0.0) <= 1e-15 * max(1.0, float(np.max(np.abs(np.asarray(b))))):
+            break
+        b = b - jnp.asarray(np.linalg.lstsq(np.asarray(h_fn(b)), g, rcond=None)[0])
+    theta0 = np.asarray(jnp.asarray(base).at[start:].set(b), dtype=np.float64)
+    loss, grad = _gn(ls, theta0)
+    gvec = np.asarray(g_fn(b))
+    floor = measured_floor(ls, theta0)
+    eigs = np.linalg.eigvalsh(np.asarray(h_fn(b)))
+    dist = max(dist_neurons, float(np.max(np.abs(np.asarray(b) - bs[-1]), initial=0.0)))
+    return _ZeroFamily(tol, theta0, loss, float(np.max(np.abs(gvec), initial=0.0)),
+                       max(gtol, _policy.CRITICAL_MARGIN * floor), dist, thr, _gn(ls, theta)[0], silent, zero,
+                       eigs, steps)
+
+
+def _zero_explanation(ls, z: _ZeroFamily, net: MLP, is_global: bool, global_min_value, common, wide_widths,
+                      wide_loss, wide_gn, t_start) -> Explanation:
+    scale = float(np.max(np.abs(z.hess_eigs), initial=0.0))
+    tol = eigenvalue_tolerance(scale, max(1, z.hess_eigs.size), grad_norm=z.grad)
+    index = int(np.sum(z.hess_eigs < -tol))
+    nullity = int(np.sum(np.abs(z.hess_eigs) <= tol))
+    at_global = global_min_value is not None and abs(z.loss - float(global_min_value)) <= (
+        LOSS_MATCH_ATOL + LOSS_MATCH_RTOL * max(1.0, abs(z.loss)))
+    label = (Label.global_minimum if at_global else Label.minimum if index == 0 and nullity == 0
+             else Label.strict_saddle if index > 0 else Label.degenerate_minimum)
+    b = z.theta0[z.theta0.size - z.hess_eigs.size:] if z.hess_eigs.size else np.zeros(0)
+    q = _quantum(np.abs(b)) if b.size else 1.0
+    head = f"{net.activation}|0|{int(net.has_bias)}|{KEY_BITS}|"
+    digest = hashlib.sha256(head.encode() + np.rint(b / q).astype("<i8").tobytes()).hexdigest()[:12]
+    n_hidden = len(net.hidden_widths)
+    d_out = int(np.asarray(net.weights[-1]).shape[0])
+    n_in = int(np.asarray(net.weights[-2]).shape[1]) + (net.biases is not None)
+    dim = (len(z.zero) * n_in + len(z.silent) * d_out) if n_hidden == 1 else None
+    reason = (f"every neuron of the last hidden layer is zero-type or silent at merge tolerance {z.tol:g}: the "
+              f"family is the width-0 network (the output bias alone"
+              + (f", polished: ||∇L_0||_∞ = {z.grad:.3g} ≤ {z.target:.3g}" if z.hess_eigs.size else ", no parameter")
+              + f"), and the point lies {z.distance:.3g} from its subspace")
+    if is_global:
+        reason = "labelled a global minimum; " + reason
+    return Explanation(
+        ExplanationKind.global_minimum if is_global else ExplanationKind.reducible, reason, wide_widths, wide_loss,
+        wide_gn, family_kind=ExplanationKind.reducible, family_key=f"r{'x'.join(['0'] * n_hidden)}-{digest}",
+        family_widths=(0,) * n_hidden, family_network=None, family_label=label, family_index=index,
+        family_nullity=nullity, family_loss=z.loss, family_grad_norm_inf=z.grad, family_target=z.target,
+        family_critical=True, family_steps=z.steps, merge_tol=z.tol, subspace_dim=dim,
+        subspace_distance=z.distance, subspace_tol=z.thr, on_subspace=True, on_expansion_manifold=not z.silent,
+        reduced_grad_norm_inf=z.grad, projected_grad_norm_inf=_gn(ls, z.theta0)[1], silent_neurons=z.silent,
+        wall_time=time.perf_counter() - t_start, **common)
+
+
+def _try(ls, theta, red, tol, gtol, budget, silent=(), theta_s=None) -> _Candidate:
+    """Polish the reduction `red` (of the point `theta_s`: `theta` with its `silent` neurons'
+    outgoing weights set to 0) and measure the distance of `theta` from the family's subspace."""
+    theta_s = theta if theta_s is None else theta_s
     narrow_ls = ls.with_model(red.narrow)
     theta0 = narrow_ls.ravel()
     _, g0 = _gn(narrow_ls, theta0)
@@ -533,7 +706,8 @@ def _try(ls, theta, red, tol, gtol, budget) -> _Candidate:
     cand = _Candidate(tol, red, narrow_ls, theta_r, loss, gn, target, floor, gn <= target, int(sol.stats.num_steps),
                       g0, thr=thr)
     cand.subspace = expansion_subspace(narrow_ls.unravel(jnp.asarray(theta_r)), red.label_map)
-    cand.distance = cand.subspace.distance(np.asarray(theta))
+    # Γ' of the silent neurons: Γ with their incoming rows fixed at 0 and their outgoing columns free
+    cand.distance = max(cand.subspace.distance(np.asarray(theta_s)), _silent_in(ls.unravel(jnp.asarray(theta)), silent))
     cand.wide_loss = _gn(ls, theta)[0]
     return cand
 
@@ -678,8 +852,9 @@ def explain(
     `classification` (the end point's, if already made; e.g. by ``lossatlas classify``).
 
     Not covered: frozen arrays and L2 penalties (no explanation, with the reason); a layer that
-    reduces to width 0 (no explanation). The reduction does not see relu rescalings, neurons
-    with zero incoming weights or linear dependencies between features (see
+    reduces to width 0 (no explanation). Neurons of the last hidden layer with zero incoming
+    weights (σ(0) = 0) are found here (`silent_neurons`); the reduction does not see relu
+    rescalings, silent neurons of lower layers or linear dependencies between features (see
     :func:`lossatlas.symmetry.reduce_network`), so such points come out irreducible.
     """
     t_start = time.perf_counter()
@@ -731,16 +906,26 @@ def explain(
     best_failed: _Candidate | None = None
     primary = None  # what the tightest tolerance did: "minimal", "reduces" or "no_network"
     out_of_time = False
+    zero_fam: _ZeroFamily | None = None  # the width-0 family, once verified
     for k, tol in enumerate(_policy.PROJECTION_TOLS):
         if budget is not None and budget.expired():
             out_of_time = True
             attempts.append(ReductionAttempt(float(tol), "time_limit_reached"))
             break
+        silent = _silent_neurons(net, float(tol) * max(1.0, float(np.max(np.abs(theta)))))
+        net_s = _silence(net, silent) if silent else net
         try:
-            red = reduce_network(net, tol=tol)
+            red = reduce_network(net_s, tol=tol)
         except InputError:
-            attempts.append(ReductionAttempt(float(tol), "no_network"))
             primary = primary or "no_network"
+            z = _zero_family(ls, theta, net, float(tol), gtol) if zero_fam is None else None
+            if z is not None and z.verified:
+                zero_fam = z
+            attempts.append(ReductionAttempt(float(tol), "no_network" if z is None else
+                                             ("verified" if z.verified else
+                                              "off_subspace" if z.critical else "not_critical"),
+                                             (0,) * len(net.hidden_widths), None if z is None else z.grad,
+                                             None if z is None else z.distance))
             continue
         widths = tuple(red.narrow.hidden_widths)
         if k == 0:
@@ -748,12 +933,14 @@ def explain(
         if red.is_minimal:
             attempts.append(ReductionAttempt(float(tol), "minimal", widths))
             continue
-        sig = (red.label_map.labels, red.label_map.signs)
+        sig = (red.label_map.labels, red.label_map.signs, silent)
         if sig in seen:
             attempts.append(ReductionAttempt(float(tol), "same", widths))
             continue
         seen.add(sig)
-        cand = _try(ls, theta, red, float(tol), gtol, budget)
+        cand = _try(ls, theta, red, float(tol), gtol, budget, silent,
+                    np.asarray(ls.ravel(net_s), dtype=np.float64) if silent else None)
+        cand.silent = silent
         outcome = "verified" if cand.verified else ("off_subspace" if cand.critical else "not_critical")
         attempts.append(ReductionAttempt(float(tol), outcome, widths, cand.grad,
                                          None if not np.isfinite(cand.distance) else cand.distance))
@@ -767,6 +954,9 @@ def explain(
             best_failed = cand
     is_global = cls.label is Label.global_minimum
     common = dict(attempts=tuple(attempts), **wide)
+    if zero_fam is not None:  # width 0: the narrowest there is
+        return _zero_explanation(ls, zero_fam, net, is_global, global_min_value, common, wide_widths, wide_loss,
+                                 wide_gn, t_start)
 
     if chosen is None and primary == "reduces":  # reduces, but to no verified critical point
         fam = best_failed
@@ -796,16 +986,28 @@ def explain(
         fam_cls = classify(narrow_ls, theta_r, global_min_value=global_min_value,
                            grad_tol=_policy.critical_tolerance(gtol, chosen.floor))
         label_map, sub, dist, thr = red.label_map, chosen.subspace, chosen.distance, chosen.thr
-        proj = sub.project(theta)
+        silent = chosen.silent
+        if silent:  # onto Γ': the projection of the silenced point, with the silent neurons' incoming
+            # weights 0 and their outgoing weights those of θ
+            proj_net = _silence(ls.unravel(jnp.asarray(sub.project(np.asarray(ls.ravel(_silence(net, silent)))))),
+                                silent, outgoing_from=net)
+            proj = np.asarray(ls.ravel(proj_net), dtype=np.float64)
+            n_in = int(np.asarray(net.weights[-2]).shape[1]) + (net.biases is not None)
+            silent_dim = sub.dim + len(silent) * (int(np.asarray(net.weights[-1]).shape[0]) - n_in)
+        else:
+            proj = sub.project(theta)
         _, proj_gn = _gn(ls, proj)
         fam_vals = dict(family_loss=chosen.loss, family_grad_norm_inf=chosen.grad, family_target=chosen.target,
                         family_critical=True, family_steps=chosen.steps, merge_tol=chosen.tol,
-                        reduced_grad_norm_inf=chosen.reduced_grad, on_expansion_manifold=red.on_expansion_manifold)
-        reason = (f"reduces to width {sum(red.narrow.hidden_widths)} at merge tolerance {chosen.tol:g}; the polished "
-                  f"narrow point is critical (||∇L_r||_∞ = {chosen.grad:.3g} ≤ {chosen.target:.3g}) and the point lies "
-                  f"{dist:.3g} from its expansion subspace")
+                        reduced_grad_norm_inf=chosen.reduced_grad,
+                        on_expansion_manifold=red.on_expansion_manifold and not silent)
+        reason = (f"reduces to width {sum(red.narrow.hidden_widths)} at merge tolerance {chosen.tol:g}"
+                  + (f" ({len(silent)} silent neuron(s): zero incoming weights, σ(0) = 0)" if silent else "")
+                  + f"; the polished narrow point is critical (||∇L_r||_∞ = {chosen.grad:.3g} ≤ {chosen.target:.3g}) "
+                  f"and the point lies {dist:.3g} from its " + ("silent subspace" if silent else "expansion subspace"))
     else:  # irreducible: its own family
         family_kind = ExplanationKind.irreducible
+        silent = ()
         fam_net, fam_cls = net, cls
         label_map = LabelMap.identity(net.hidden_widths)
         sub = expansion_subspace(net, label_map)
@@ -842,7 +1044,7 @@ def explain(
         kind, reason, wide_widths, wide_loss, wide_gn, family_kind=family_kind, family_key=_key(canon, quant),
         family_widths=tuple(canon.hidden_widths), family_network=canon, family_label=fam_cls.label,
         family_index=int(fam_cls.index), family_nullity=int(fam_cls.nullity), label_map=cmap, split_ratios=ratios,
-        subspace_dim=sub.dim, subspace_distance=float(dist), subspace_tol=float(thr), on_subspace=bool(dist <= thr),
-        projected_grad_norm_inf=proj_gn, split_curvature=curv, predicted_wide_index=pred_index,
-        predicted_wide_nullity=pred_null, subspace_index=sub_inertia[0], subspace_nullity=sub_inertia[1],
-        wall_time=time.perf_counter() - t_start, **fam_vals, **common)
+        subspace_dim=silent_dim if silent else sub.dim, subspace_distance=float(dist), subspace_tol=float(thr),
+        on_subspace=bool(dist <= thr), projected_grad_norm_inf=proj_gn, split_curvature=curv,
+        predicted_wide_index=pred_index, predicted_wide_nullity=pred_null, subspace_index=sub_inertia[0],
+        subspace_nullity=sub_inertia[1], silent_neurons=tuple(silent), wall_time=time.perf_counter() - t_start, **fam_vals, **common)
