@@ -29,3 +29,22 @@ import pytest  # noqa: E402
 @pytest.fixture
 def key():
     return jax.random.PRNGKey(0)
+
+
+# Measured split of the default run (tests/timings/select_slow.py): the tests listed in
+# tests/timings/slow.txt took over 3 s each on a quiet 2-core machine with a cold compile cache and
+# run with `-m slow`, like the tests marked @pytest.mark.slow in the source.
+def _measured_slow() -> frozenset[str]:
+    path = os.path.join(os.path.dirname(__file__), "timings", "slow.txt")
+    with open(path, encoding="utf-8") as fh:
+        return frozenset(ln.split("#")[0].strip() for ln in fh if ln.split("#")[0].strip())
+
+
+_SLOW = _measured_slow()
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        nid = item.nodeid.split("tests/", 1)[-1]
+        if "tests/" + nid in _SLOW:
+            item.add_marker(pytest.mark.slow)
