@@ -1,34 +1,36 @@
-"""Matrix-free Newton-MR against dense Newton and against PyTorch L-BFGS on scikit-learn's digits.
+"""Matrix-free Newton-MR against dense Newton and against PyTorch L-BFGS, up to 85 002 parameters.
 
 Usage::
 
-    python benchmarks/newton_mr.py [--quick] [--parts ab] [--out benchmarks/results/newton_mr.json]
+    python benchmarks/newton_mr.py [--quick] [--parts abc] [--out benchmarks/results/newton_mr.json]
 
-Data: scikit-learn's ``load_digits`` (1797 × 64), inputs standardised per pixel (constant pixels
-left at 0), one-hot targets (10 classes), the DESIGN.md loss ``1/(2N) Σ ||f(x_i) − y_i||²``
-plus ``λ Σ_l (||W_l||² + ||b_l||²)`` with ``λ = --lam`` (default 1e-3; PyTorch's
-``weight_decay = 2λ``). tanh MLPs with biases, seeded Xavier initialisation, float64.
+Losses: the DESIGN.md loss ``1/(2N) Σ ||f(x_i) − y_i||²`` plus ``λ Σ_l (||W_l||² + ||b_l||²)``;
+tanh MLPs with biases, seeded Xavier initialisation, float64. Digits: scikit-learn's
+``load_digits`` (1797 × 64), inputs standardised per pixel (constant pixels left at 0), one-hot
+targets (10 classes).
 
-Start points: full-batch Adam from the initialisation (lossatlas ``optimise``: 2000 steps at
-learning rate 1e-2, 5000 at 1e-3, 5000 at 1e-4; ``||∇L||_∞`` ends near 1e-5..1e-4), the same for
-every solver compared. (A first schedule that stopped each phase at ``||∇L||_∞ ≤ 1e-4`` ended, at
-1210 parameters, next to a nearly singular Hessian, ``λ_min ≈ −2e-7`` with ``λ_max ≈ 5.5``, from
-which neither solver converged in 200 steps: see the README.)
+(a) 64→16→10 on digits, λ = ``--lam`` (default 1e-3; PyTorch's ``weight_decay = 2λ``), 1210
+    parameters: ``NewtonMR`` (Hessian-vector products only) against ``SaddleNewton`` (dense
+    Hessian + eigh every step), both saddle-capable, both to ``gtol = 1e-12``, from the same
+    start (full-batch Adam: 2000 steps at 1e-2, 5000 at 1e-3, 5000 at 1e-4). Time per solve
+    (median of repeats after one untimed solve for compilation), final ``||∇L||_∞``, steps,
+    HVPs; the end points compared and the inertia bounds of :func:`lanczos_inertia_bounds`
+    checked against the dense index. Target: ≥ 5× faster per solve at the same ``||∇L||_∞``.
+(b) 64→256→256→10 (85 002 parameters) on a synthetic teacher-student set of the same size as
+    digits: 1797 Gaussian inputs, targets from a seeded teacher of the same architecture, λ = 0
+    (the global minimum value is 0). Start: Adam from the student's initialisation (2000 steps at
+    1e-3).
+(c) 64→256→256→10 on digits, λ = 0 (85 002 parameters against 17 970 residuals: the
+    interpolating global minima form a manifold, the Hessian there is singular). Start: Adam from
+    the initialisation (2000 steps at 1e-2).
 
-(a) 64→16→10 (1210 parameters): ``NewtonMR`` (Hessian-vector products only) against
-    ``SaddleNewton`` (dense Hessian + eigh every step), both saddle-capable, both to
-    ``gtol = 1e-12``, from the same start. Time per solve (median of repeats after one untimed
-    solve for compilation), final ``||∇L||_∞``, steps, HVPs; the end points compared (distance,
-    loss) and the inertia bounds of :func:`lanczos_inertia_bounds` checked against the dense
-    index at the dense end point. Target: ≥ 5× faster per solve at the same ``||∇L||_∞``.
-(b) 64→256→256→10 (85 002 parameters): ``NewtonMR(gtol=1e-10)``, time to ``||∇L||_∞ ≤ 1e-10``
-    (one run, compilation included, and the inertia certificate timed separately), against
-    PyTorch float64 ``torch.optim.LBFGS`` (history 100, strong-Wolfe line search,
-    ``tolerance_grad = 1e-10``) from the same start on the identical model and loss, in its own
-    process with ``torch.set_num_threads(1)``, given NewtonMR's wall time (at most 600 s) or
-    ``--torch-budget`` seconds, whichever is larger: its best ``||∇L||_∞`` and when it got there.
-    NewtonMR runs with ``max_inner = --max-inner`` (default 1000: the Hessian is ill-conditioned,
-    and 200 MINRES iterations per step made little progress in a trial). Target: minutes.
+In (b) and (c): ``NewtonMR(gtol=1e-10)`` (default ``max_inner``), time to ``||∇L||_∞ ≤ 1e-10``
+(one run, compilation included, capped at ``--max-time``); the inertia certificate
+(:func:`lanczos_inertia_bounds`, k = 10, 400 HVPs) and ``lossatlas.classify`` at the end point
+timed separately; against PyTorch float64 ``torch.optim.LBFGS`` (history 100, strong-Wolfe line
+search, ``tolerance_grad = 1e-10``) from the same start on the identical model and loss, in its
+own process with ``torch.set_num_threads(1)``, given NewtonMR's wall time or ``--torch-budget``
+seconds, whichever is larger: its best ``||∇L||_∞`` and when it got there. Target: minutes.
 
 XLA, BLAS and torch are limited to ``--threads`` threads (default 1) and the process is pinned to
 that many CPUs (``_env.limit_threads``).
@@ -49,8 +51,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import _env  # noqa: E402  (sets thread limits before numpy/JAX/torch are imported)
 
-SCHEMA = "lossatlas.benchmark.newton_mr/1"
+SCHEMA = "lossatlas.benchmark.newton_mr/2"
 WARMUP_PHASES = ((1e-2, 2000), (1e-3, 5000), (1e-4, 5000))
+LARGE = (64, 256, 256, 10)
+#: Adam warm-up of the 85 002-parameter cases: (b) synthetic, (c) digits.
+WARMUP_SYNTHETIC = ((1e-3, 2000),)
+WARMUP_DIGITS = ((1e-2, 2000),)
 
 
 # --------------------------------------------------------------------------- data and model
@@ -65,6 +71,7 @@ def digits():
 
 
 def landscape(widths, lam):
+    """The digits landscape of a seeded tanh MLP with biases."""
     import jax
     import jax.numpy as jnp
 
@@ -75,6 +82,20 @@ def landscape(widths, lam):
     X, Y = digits()
     net = init_mlp(jax.random.PRNGKey(0), widths, "tanh", bias=True)
     return Landscape(net, Dataset(jnp.asarray(X), jnp.asarray(Y)), lam=lam)
+
+
+def synthetic_landscape(widths, n=1797):
+    """Teacher-student: ``n`` Gaussian inputs labelled by a seeded teacher of the same
+    architecture as the (differently seeded) student; λ = 0, global minimum value 0."""
+    import jax
+
+    from lossatlas.data import teacher_student
+    from lossatlas.landscape import Landscape
+    from lossatlas.models import init_mlp
+
+    teacher = init_mlp(jax.random.PRNGKey(100), widths, "tanh", bias=True)
+    data = teacher_student(jax.random.PRNGKey(101), teacher, n)
+    return Landscape(init_mlp(jax.random.PRNGKey(0), widths, "tanh", bias=True), data)
 
 
 def warm_start(ls, phases=WARMUP_PHASES):
@@ -102,7 +123,7 @@ def solve_record(sol):
     out = {"status": sol.result.name, "loss": sol.loss, "grad_norm_inf": sol.grad_norm_inf,
            "num_steps": st.num_steps, "num_hessians": st.num_hessians, "num_hvp": st.num_hvp,
            "wall_time": st.wall_time, "history": list(st.history), "gradient_floor": st.gradient_floor}
-    for k in ("inner_iterations", "inner_history", "npc_steps", "backtracks", "min_ritz_value"):
+    for k in ("inner_iterations", "inner_history", "step_kinds", "npc_steps", "backtracks", "min_ritz_value"):
         if k in st.details:
             out[k] = st.details[k]
     return out
@@ -152,45 +173,53 @@ def part_a(lam, repeats):
     return out
 
 
-# --------------------------------------------------------------------------- (b)
-def part_b(lam, torch_budget, max_time, max_inner):
+# --------------------------------------------------------------------------- (b), (c)
+def part_large(name, ls, phases, torch_budget, max_time, global_min_value):
+    """NewtonMR to 1e-10 at 85 002 parameters from an Adam start, its certificates, and torch
+    L-BFGS from the same start."""
     import jax.numpy as jnp
     import numpy as np
 
+    import lossatlas as la
     from lossatlas.curvature import lanczos_inertia_bounds
     from lossatlas.solvers import NewtonMR, find_critical_point
 
-    widths = (64, 256, 256, 10)
-    ls = landscape(widths, lam)
-    theta0, warm = warm_start(ls)
-    print(f"(b) warm start: |g|_inf {warm['grad_norm_inf']:.2e} after {warm['seconds']:.0f} s", file=sys.stderr,
-          flush=True)
+    theta0, warm = warm_start(ls, phases)
+    print(f"({name}) warm start: loss {warm['loss']:.3e}, |g|_inf {warm['grad_norm_inf']:.2e} after "
+          f"{warm['seconds']:.0f} s", file=sys.stderr, flush=True)
     progress = []
     t_start = time.perf_counter()
-    solver = NewtonMR(gtol=1e-10, inertia_k=0, max_time=max_time, max_inner=max_inner,
+    solver = NewtonMR(gtol=1e-10, inertia_k=0, max_time=max_time,
                       progress=lambda k, L, g: progress.append((k, time.perf_counter() - t_start, L, g)))
-    dt, sol = _env.time_once(lambda: find_critical_point(ls, jnp.asarray(theta0), solver, max_steps=200,
+    dt, sol = _env.time_once(lambda: find_critical_point(ls, jnp.asarray(theta0), solver, max_steps=300,
                                                          throw=False))
-    print(f"(b) NewtonMR: {dt:.1f} s, {sol.result.name}, |g|_inf {sol.grad_norm_inf:.2e}", file=sys.stderr,
+    reached = next((t for _, t, _, g in progress if g <= 1e-10), None)
+    print(f"({name}) NewtonMR: {dt:.1f} s, {sol.result.name}, |g|_inf {sol.grad_norm_inf:.2e}", file=sys.stderr,
           flush=True)
     t_in, ib = _env.time_once(lambda: lanczos_inertia_bounds(ls, jnp.asarray(sol.theta), k=10))
-    out = {"model": "64-256-256-10 tanh", "n_params": ls.n_params, "lam": lam, "warm_start": warm,
-           "max_inner": max_inner,
-           "newton_mr": {"seconds": dt, **solve_record(sol),
+    t_cl, cls = _env.time_once(lambda: la.classify(ls, jnp.asarray(sol.theta), global_min_value=global_min_value,
+                                                   gtol=1e-10))
+    print(f"({name}) certificate {t_in:.0f} s; classify {t_cl:.0f} s: {cls.label.value}", file=sys.stderr,
+          flush=True)
+    X, Y = np.asarray(ls.data.X), np.asarray(ls.data.Y)
+    out = {"model": "64-256-256-10 tanh", "n_params": ls.n_params, "lam": ls.lam, "n_samples": int(X.shape[0]),
+           "global_min_value": global_min_value, "warm_start": warm,
+           "newton_mr": {"seconds": dt, "seconds_to_1e-10": reached, **solve_record(sol),
+                         "max_inner": int(solver.max_inner),
                          "progress": [{"step": k, "elapsed_s": t, "loss": L, "grad_norm_inf": g}
                                       for k, t, L, g in progress]},
-           "inertia": {**ib.to_record(), "seconds": t_in}}
-    budget = max(torch_budget, min(dt, 600.0))
+           "inertia": {**ib.to_record(), "seconds": t_in},
+           "classification": {**cls.to_record(), "reason": cls.reason, "seconds": t_cl}}
+    budget = max(torch_budget, dt)
     with tempfile.TemporaryDirectory() as tmp:
-        X, Y = digits()
         path = Path(tmp) / "start.npz"
-        np.savez(path, theta=theta0, X=X, Y=Y, widths=np.asarray(widths), lam=lam, budget=budget)
+        np.savez(path, theta=theta0, X=X, Y=Y, widths=np.asarray(LARGE), lam=ls.lam, budget=budget)
         proc = subprocess.run([sys.executable, __file__, "--torch-worker", str(path)], capture_output=True,
                               text=True, check=True)
     out["torch_lbfgs"] = json.loads(proc.stdout)
     out["torch_lbfgs"]["start_loss_matches"] = abs(out["torch_lbfgs"]["start_loss"] - warm["loss"]) <= 1e-12 * max(
         1.0, warm["loss"])
-    print(f"(b) torch L-BFGS: best |g|_inf {out['torch_lbfgs']['best_grad_norm_inf']:.2e} in "
+    print(f"({name}) torch L-BFGS: best |g|_inf {out['torch_lbfgs']['best_grad_norm_inf']:.2e} in "
           f"{out['torch_lbfgs']['seconds']:.0f} s", file=sys.stderr, flush=True)
     return out
 
@@ -257,14 +286,34 @@ def torch_worker(path):
                       "torch": torch.__version__, "threads": torch.get_num_threads()}))
 
 
+def _carry_over(doc, args):
+    """Parts not run this time are kept from the existing `--out` file (with its date, commit and
+    settings under ``carried_over``), so a partial re-run does not drop earlier results."""
+    out = Path(args.out)
+    if not out.exists():
+        return
+    try:
+        old = json.loads(out.read_text())
+    except (OSError, ValueError):
+        return
+    for part in "abc":
+        if part not in args.parts and part in old and "carried_over" in old[part]:
+            doc[part] = old[part]
+        elif part not in args.parts and part in old:
+            env = old.get("environment", {})
+            doc[part] = {**old[part], "carried_over": {
+                "schema": old.get("schema"), "date_utc": env.get("date_utc"), "git_commit": env.get("git_commit"),
+                "git_dirty": env.get("git_dirty"), "load_average_start": env.get("load_average_start"),
+                "settings": old.get("settings")}}
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--parts", default="ab")
-    ap.add_argument("--lam", type=float, default=1e-3)
+    ap.add_argument("--parts", default="abc")
+    ap.add_argument("--lam", type=float, default=1e-3, help="λ of part (a)")
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--torch-budget", type=float, default=300.0)
-    ap.add_argument("--max-time", type=float, default=900.0, help="NewtonMR time budget in (b), seconds")
-    ap.add_argument("--max-inner", type=int, default=1000, help="MINRES iterations per step in (b)")
+    ap.add_argument("--max-time", type=float, default=3600.0, help="NewtonMR time budget in (b), (c), seconds")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--out", default=str(_env.REPO / "benchmarks" / "results" / "newton_mr.json"))
@@ -281,11 +330,15 @@ def main():
                                                                          "torch", "scikit-learn")),
            "threads": threads, "settings": vars(args)}
     t0 = time.perf_counter()
+    torch_budget = 10.0 if args.quick else args.torch_budget
     if "a" in args.parts:
         doc["a"] = part_a(args.lam, 1 if args.quick else args.repeats)
     if "b" in args.parts:
-        doc["b"] = part_b(args.lam, 10.0 if args.quick else args.torch_budget, args.max_time, args.max_inner)
+        doc["b"] = part_large("b", synthetic_landscape(LARGE), WARMUP_SYNTHETIC, torch_budget, args.max_time, 0.0)
+    if "c" in args.parts:
+        doc["c"] = part_large("c", landscape(LARGE, 0.0), WARMUP_DIGITS, torch_budget, args.max_time, None)
     doc["total_seconds"] = time.perf_counter() - t0
+    _carry_over(doc, args)
     doc["environment"]["load_average_end"] = _env.load_average()
     _env.write_json(args.out, doc)
     print(f"wrote {args.out}", file=sys.stderr)

@@ -211,3 +211,100 @@ def test_time_budget_and_progress(empirical_point):
     sol = find_critical_point(ls, ref.theta + 1e-2, NewtonMR(progress=lambda *a: calls.append(a)), max_steps=1,
                               throw=False)
     assert sol.result is RESULTS.max_steps_reached and [c[0] for c in calls] == [0, 1]
+
+
+# ----------------------------------------------------------------------------- negative curvature, descent
+def test_minres_negative_curvature_direction_stop_and_record():
+    """The residual r_{k−1} returned at the detection is a direction of non-positive curvature and
+    of descent for b = −g (checked with the dense matrix); ``stop`` returns x_{k−1}, ``record`` goes
+    on to the same solution as ``continue``."""
+    A, rng = _singular_indefinite(seed=3)
+    b = rng.standard_normal(A.shape[0])
+    cont = minres(lambda v: A @ v, b, rtol=1e-12)
+    rec = minres(lambda v: A @ v, b, rtol=1e-12, npc="record")
+    stop = minres(lambda v: A @ v, b, rtol=1e-12, npc="stop")
+    k = stop.npc_iteration
+    assert k is not None and stop.reason == "npc" and stop.iterations == k == rec.npc_iteration == cont.npc_iteration
+    r = stop.npc_direction
+    assert r @ A @ r <= 1e-12 * np.linalg.norm(A, 2) * (r @ r)  # non-positive curvature
+    assert stop.npc_curvature == pytest.approx((r @ A @ r) / (r @ r), rel=1e-8, abs=1e-12)
+    assert r @ b == pytest.approx(r @ r, rel=1e-10)  # <r, b> = ||r||²: descent for b = −∇L
+    # r = b − A x_{k−1}, with x_{k−1} the MINRES iterate after k − 1 steps
+    prev = minres(lambda v: A @ v, b, rtol=0.0, max_iter=k - 1) if k > 1 else None
+    x_prev = prev.x if prev is not None else np.zeros_like(b)
+    np.testing.assert_allclose(stop.x, x_prev, atol=1e-10 * max(np.linalg.norm(x_prev), 1.0))
+    np.testing.assert_allclose(r, b - A @ x_prev, atol=1e-10 * np.linalg.norm(b))
+    np.testing.assert_allclose(stop.Ax, A @ stop.x, atol=1e-10 * np.linalg.norm(b))
+    np.testing.assert_allclose(rec.npc_direction, r, atol=1e-12 * np.linalg.norm(b))
+    np.testing.assert_allclose(rec.x, cont.x, atol=1e-12 * np.linalg.norm(cont.x))
+    assert cont.npc_direction is None
+    with pytest.raises(InputError):
+        minres(lambda v: A @ v, b, npc="maybe")
+
+
+def test_descent_reaches_a_minimum_where_the_merit_search_stalls():
+    """From a random start (far from any critical point) the line search on ||∇L||² alone stalls
+    among saddles; the descent steps (Newton-MR for minimisation) reach a minimum, certified by
+    the dense Hessian."""
+    teacher = init_mlp(jax.random.PRNGKey(5), (5, 6, 2), "tanh", bias=True, scale=3.0)
+    data = teacher_student(jax.random.PRNGKey(6), teacher, 100)
+    ls = Landscape(init_mlp(jax.random.PRNGKey(11), (5, 4, 2), "tanh", bias=True, scale=1.0), data, lam=1e-3)
+    theta0 = ls.ravel()
+    sol = find_critical_point(ls, theta0, NewtonMR(inertia_k=0), max_steps=100)
+    assert sol.grad_norm_inf <= TOL["critical_grad_inf"]
+    lam = np.linalg.eigvalsh(_hess(ls, sol.theta))
+    assert lam[0] > 1e-6 * lam[-1]  # a non-degenerate minimum
+    assert sol.loss < float(ls.loss(theta0))
+    kinds = sol.stats.details["step_kinds"]
+    assert "descent" in kinds or "npc" in kinds
+    assert set(kinds) <= {"newton", "descent", "npc", "merit"}
+    merit = find_critical_point(ls, theta0, NewtonMR(descent=False, inertia_k=0), max_steps=100, throw=False)
+    assert not merit.success and set(merit.stats.details["step_kinds"]) <= {"newton", "merit"}
+
+
+# ----------------------------------------------------------------------------- classification above the dense limit
+@pytest.mark.parametrize("gamma", [None, 1.6])
+def test_lanczos_classification_says_bounds(empirical_point, gamma):
+    """Above the dense limit (forced here with ``dense_limit=0``) classify sees only Lanczos' extreme
+    Ritz values: the record names the index and nullity as bounds, and the label and the bounds
+    agree with the dense Hessian (a minimum; a strict saddle of a split network)."""
+    from lossatlas.solvers import Label, classify
+
+    ls, ref = empirical_point
+    if gamma is not None:  # the strict saddle of test_keeps_a_strict_saddle, polished
+        ls = Landscape(_split(ls.unravel(jnp.asarray(ref.theta)), 0, gamma), ls.data)
+        theta = np.asarray(find_critical_point(ls, ls.ravel(), NewtonMR(inertia_k=0), max_steps=50).theta)
+    else:
+        theta = np.asarray(ref.theta)
+    dense = classify(ls, theta, grad_tol=1e-10)
+    c = classify(ls, theta, grad_tol=1e-10, dense_limit=0, lanczos_k=3)
+    assert dense.complete and not c.complete and c.evidence.method == "lanczos"
+    assert c.label is dense.label is (Label.minimum if gamma is None else Label.strict_saddle)
+    lam = np.linalg.eigvalsh(_hess(ls, theta))
+    true_index = int(np.sum(lam < -c.tolerance))
+    rec = c.to_record()
+    assert "index" not in rec and "nullity" not in rec
+    assert rec["index_upper_bound"] is None and rec["nullity_upper_bound"] is None
+    assert 0 <= rec["index_lower_bound"] <= true_index and rec["nullity_lower_bound"] == 0
+    assert (rec["index_lower_bound"] >= 1) is (gamma is not None)
+    assert "not certified" in c.reason if gamma is None else "at least" in c.reason
+    assert "index" in dense.to_record() and "index_lower_bound" not in dense.to_record()
+
+
+def test_lanczos_time_budget():
+    """``max_time`` ends Lanczos after its first block of steps; the pairs are returned with their
+    residuals, and interlacing still bounds the extremes."""
+    from lossatlas.curvature import lanczos_extreme
+
+    teacher = init_mlp(jax.random.PRNGKey(9), (6, 3, 2), "tanh", scale=3.0)
+    ls = Landscape(init_mlp(jax.random.PRNGKey(7), (6, 8, 2), "tanh", bias=True, scale=0.5),
+                   teacher_student(jax.random.PRNGKey(8), teacher, 60))
+    theta = ls.ravel()
+    quick = lanczos_extreme(ls, theta, k=2, max_time=0.0)
+    full = lanczos_extreme(ls, theta, k=2)
+    lam = np.linalg.eigvalsh(_hess(ls, theta))
+    assert quick.matvecs == 20 < full.matvecs  # the first check: max(2 · 4 + 1, 20) steps
+    assert np.max(quick.residuals) > np.max(full.residuals)
+    assert quick.eigenvalues[0] >= lam[0] - 1e-12 and quick.eigenvalues[-1] <= lam[-1] + 1e-12
+    with pytest.raises(InputError):
+        lanczos_extreme(ls, theta, k=2, max_time=-1.0)

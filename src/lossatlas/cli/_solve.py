@@ -125,7 +125,9 @@ def find(
     flow-newton: gradient flow to ||∇L||_∞ ≤ 1e-6, then Levenberg-Marquardt on ∇L = 0 (keeps
     saddles); newton: trust-region Newton (descends to minima); saddle: Levenberg-Marquardt
     from the start; adam: Adam (optax), then trust-region Newton. Then, where Newton stalls, the
-    symmetry-aware polish (lossatlas.polish). Exit code 3 when no critical point was reached.
+    symmetry-aware polish (lossatlas.polish). Above 3000 parameters no Hessian is formed:
+    Newton-MR (Hessian-vector products only) replaces Levenberg-Marquardt, and the index and
+    nullity printed are Lanczos lower bounds. Exit code 3 when no critical point was reached.
     """
     from ..data import save_network
     from ..pipeline import polish
@@ -169,8 +171,8 @@ def find(
         flat = {k: v for k, v in body.items() if not isinstance(v, dict | list)}
         flat.update({f"time.{k}": v for k, v in rec["timings"].items()})
         flat["label"] = cls.label.value
-        flat["index"] = cls.index
-        flat["nullity"] = cls.nullity
+        flat["index"] = cls.index if cls.complete else f"≥ {cls.index} (lower bound)"
+        flat["nullity"] = cls.nullity if cls.complete else f"≥ {cls.nullity_lower_bound} (lower bound)"
         flat["reason"] = cls.reason
         if end.limit is not None:
             flat.update({f"limit.{k}": end.limit[k] for k in ("loss", "grad_norm_inf", "index", "u")

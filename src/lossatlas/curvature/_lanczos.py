@@ -41,6 +41,7 @@ would appear only through round-off), as with ARPACK: use the dense path
 from __future__ import annotations
 
 import functools
+import time
 
 import equinox as eqx
 import jax
@@ -249,6 +250,7 @@ def lanczos_extreme(
     grad_norm: float = 0.0,
     seed: int = 0,
     max_matvecs: int | None = None,
+    max_time: float | None = None,
 ) -> SpectrumSummary:
     """The ``k`` largest and/or ``k`` smallest (most negative) eigenpairs of ``∇²L(θ)``.
 
@@ -271,13 +273,18 @@ def lanczos_extreme(
     - `seed`: seed of the random starting vector.
     - `max_matvecs`: cap on Hessian-vector products (default: none; the iteration then stops
       at the latest when the Krylov space is the whole parameter space, where it is exact).
+    - `max_time`: wall-clock budget in seconds (default: none), checked at each convergence
+      check: once it is spent the pairs found so far are returned, as with `max_matvecs` (the
+      first ``max(2n + 1, 20)`` steps, ``n`` the number of wanted pairs, are always taken).
 
     Returns a :class:`SpectrumSummary` with ``method = lanczos``, the certified relative
     `residuals`, the `matvecs` used (one per Lanczos step, plus ``k`` for the residuals when
     ``p`` is so large that the products are not stored), and
-    ``complete = False`` unless the pairs cover the whole spectrum. If `max_matvecs` stops the
-    iteration first, the residuals say how far the pairs are from converged.
+    ``complete = False`` unless the pairs cover the whole spectrum. If `max_matvecs` (or
+    `max_time`) stops the iteration first, the residuals say how far the pairs are from
+    converged.
     """
+    t_start = time.perf_counter()
     theta = ls.check_theta(theta)
     p = ls.n_params
     if which not in ("largest", "smallest", "both"):
@@ -290,6 +297,8 @@ def lanczos_extreme(
                          "float64 round-off makes smaller residuals unattainable.")
     if max_matvecs is not None and int(max_matvecs) < 1:
         raise InputError(f"max_matvecs must be a positive integer, got {max_matvecs!r}.")
+    if max_time is not None and not (float(max_time) >= 0 and np.isfinite(float(max_time))):
+        raise InputError(f"max_time must be a finite number of seconds >= 0, got {max_time!r}.")
     n_wanted = k if which != "both" else 2 * k
     if p <= n_wanted + 2:
         return _dense_small(ls, theta, k, which, grad_norm)
@@ -321,7 +330,7 @@ def lanczos_extreme(
         scale = max(float(np.max(np.abs(lam))), 1e-300)
         bound = np.abs(bn[-1] * S[-1, sel])
         history.append((m, float(np.log(max(np.max(bound) / scale, 1e-300)))))
-        done = m >= limit
+        done = m >= limit or (max_time is not None and time.perf_counter() - t_start >= float(max_time))
         # After a breakdown the basis spans an invariant subspace: its Ritz values are exact,
         # but copies of repeated eigenvalues lie outside it. Go on while the newest block still
         # changes the wanted values (H = 0, found by the first breakdown, ends it at once).

@@ -195,7 +195,7 @@ def polish(
     if method in ("newton", "adam"):  # a minimiser: dense trust region, Steihaug-CG beyond the dense limit
         primary, producer = NewtonTrustRegion(gtol=gtol, dense_limit=_policy.DENSE_LIMIT), Producer.trust_region_newton
     elif ls.n_params > _policy.DENSE_LIMIT:  # critical points of any index, matrix-free
-        primary, producer = NewtonMR(gtol=gtol), Producer.newton_mr
+        primary, producer = NewtonMR(gtol=gtol, inertia_k=0), Producer.newton_mr  # classify bounds the inertia
     elif not ls.is_population and not is_smooth(ls.model.activation):  # Newton per activation pattern
         primary, producer = PatternNewton(gtol=gtol), Producer.pattern_newton
     else:
@@ -236,7 +236,7 @@ def polish(
         if floor <= 0.0:  # not measured by the solver (the gradient never got small)
             floor = measured_floor(ls, theta)
         cls = _classify(ls, jnp.asarray(theta), global_min_value=global_min_value,
-                        grad_tol=_policy.critical_tolerance(gtol, floor))
+                        grad_tol=_policy.critical_tolerance(gtol, floor), max_time=budget.remaining())
         tm["classify"] = time.perf_counter() - t
         # 5. an undetermined critical point: polished to the round-off floor, then through the
         # reduction, and classified again (the eigenvalue tolerance shrinks with the gradient)

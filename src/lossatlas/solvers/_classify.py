@@ -87,6 +87,13 @@ class Classification:
     `evidence` is an :class:`Evidence`; `direction` (negative-curvature or escape direction
     ``v``), `curvature_correction` (``w``) and `order` describe the certificate when there is
     one; `path` is a few points of the descent curve.
+
+    `complete`: whether `eigenvalues` is the whole spectrum (dense Hessian). Above the dense
+    limit they are Lanczos' extreme Ritz values only, and `index` and `nullity` count what was
+    found: `index` is then a certified *lower bound* (Cauchy interlacing), `nullity_lower_bound`
+    the certified lower bound on the nullity (Kahan's theorem: Ritz values within the zero
+    tolerance by more than the residuals' norm), and no upper bound is known; the record names
+    them ``index_lower_bound``/``index_upper_bound`` (``None``) and likewise for the nullity.
     """
 
     label: Label
@@ -101,6 +108,8 @@ class Classification:
     curvature_correction: np.ndarray | None = None
     order: int | None = None
     path: np.ndarray | None = None
+    complete: bool = True
+    nullity_lower_bound: int | None = None
 
     def __post_init__(self):
         if isinstance(self.evidence, dict):  # built up as a dict inside this module
@@ -113,12 +122,18 @@ class Classification:
 
     def to_record(self) -> dict:
         """JSON-ready dict (the ``lossatlas.classification/1`` body)."""
+        if self.complete:
+            counts = {"index": self.index, "nullity": self.nullity}
+        else:  # Lanczos saw the extremes only: bounds, said as such (no upper bound is known)
+            counts = {"index_lower_bound": self.index, "index_upper_bound": None,
+                      "nullity_lower_bound": (self.nullity if self.nullity_lower_bound is None
+                                              else self.nullity_lower_bound),
+                      "nullity_upper_bound": None}
         return {
             "label": self.label.value,
             "loss": self.loss,
             "grad_norm_inf": self.grad_norm_inf,
-            "index": self.index,
-            "nullity": self.nullity,
+            **counts,
             "tolerance": self.tolerance,
             "min_eigenvalue": float(self.eigenvalues[0]) if self.eigenvalues.size else None,
             "max_eigenvalue": float(self.eigenvalues[-1]) if self.eigenvalues.size else None,
@@ -188,6 +203,9 @@ def classify(
     local_search: bool = True,
     seed: int = 0,
     dense_limit: int = 3000,
+    lanczos_k: int = 10,
+    max_matvecs: int | None = 500,
+    max_time: float | None = None,
 ) -> Classification:
     """Classify the point ``θ`` of ``ls``.
 
@@ -202,6 +220,14 @@ def classify(
     - `grad_tol`: criticality threshold on ``||∇L||_∞`` (default
       ``1e-8·max(1, ||H||₂)``; report it and tighten it for polished points).
     - `max_order`: highest order of the directional-derivative test (≥ 3).
+    - `dense_limit`: above this many parameters the Hessian is never formed: `lanczos_k`
+      extreme eigenpairs at each end by :func:`~lossatlas.curvature.lanczos_extreme`, with at
+      most `max_matvecs` Hessian-vector products (``None``: until converged, which near a
+      degenerate point of a large net can take thousands) and `max_time` seconds (``None``: no
+      limit); unconverged pairs widen the zero tolerance by their residuals (so an unresolved
+      small eigenvalue makes the label `undetermined`, never a guess). The index and nullity are
+      then bounds (see :class:`Classification`), and a `minimum` rests on the smallest
+      eigenvalues Lanczos found (index 0 is not certified).
 
     Tolerances are reported: the eigenvalue tolerance of
     :func:`~lossatlas.curvature.eigenvalue_tolerance` (round-off, measured Hessian error and
@@ -226,20 +252,30 @@ def classify(
                     else float(np.linalg.norm(Hraw - Hraw.T, 2)))
         asym = max(measured, _EPS * p * abs(loss) / max(1.0, float(jnp.max(jnp.abs(theta)))) ** 2)
         H = 0.5 * (Hraw + Hraw.T)
+        complete = True
         lam, V = np.linalg.eigh(H)
         scale = float(np.max(np.abs(lam))) if lam.size else 0.0
     else:
-        spec = lanczos_extreme(ls, theta, k=10, which="both")
+        spec = lanczos_extreme(ls, theta, k=lanczos_k, which="both", max_matvecs=max_matvecs,
+                               max_time=max_time)
         lam, V = spec.eigenvalues, spec.eigenvectors
         asym = float(np.max(spec.residuals)) * spec.scale
         scale = spec.scale
         H = None
+        complete = bool(spec.complete)
     tol = eigenvalue_tolerance(scale, p, hessian_error=asym, grad_norm=gn2)
     grad_tol = 1e-8 * max(1.0, scale) if grad_tol is None else float(grad_tol)
     index = int(np.sum(lam < -tol))
     nullity = int(np.sum(np.abs(lam) <= tol))
     base = dict(loss=loss, grad_norm_inf=gn_inf, index=index, nullity=nullity, tolerance=tol,
                 eigenvalues=lam)
+    if not complete:
+        # Kahan: as many eigenvalues as Ritz values within tol − ||R||_F of zero
+        R = float(np.linalg.norm(np.asarray(spec.residuals))) * scale
+        base.update(complete=False, nullity_lower_bound=int(np.sum(np.abs(lam) + R <= tol)))
+    bounds = "" if base.get("complete", True) else (
+        f" (Lanczos, {lam.size} extreme Ritz values, {spec.matvecs} Hessian-vector products: index ≥ {index}"
+        f" and nullity ≥ {base['nullity_lower_bound']} are certified, no upper bound is known)")
     ev = {"grad_tol": grad_tol, "hessian_error": asym, "spectral_scale": scale,
           "method": "dense" if H is not None else "lanczos"}
     if ls.loss_name == "cross_entropy":
@@ -281,16 +317,23 @@ def classify(
     if at_global:
         # L(θ) equals the global minimum value, so θ is a global minimiser whatever the
         # Hessian shows; a negative eigenvalue here can only be round-off.
-        ev["reason"] = ("the loss equals the global minimum value"
-                        + (f" (the Hessian is PSD with nullity {nullity})." if index == 0 else
-                           f"; the {index} slightly negative eigenvalue(s) (min {lam[0]:.2e}) are round-off."))
+        if bounds:
+            ev["reason"] = ("the loss equals the global minimum value; "
+                            + ("no extreme Ritz value is below -tol" if index == 0 else
+                               f"the {index} slightly negative Ritz value(s) (min {lam[0]:.2e}) are round-off")
+                            + f"{bounds}.")
+        else:
+            ev["reason"] = ("the loss equals the global minimum value"
+                            + (f" (the Hessian is PSD with nullity {nullity})." if index == 0 else
+                               f"; the {index} slightly negative eigenvalue(s) (min {lam[0]:.2e}) are round-off."))
         return Classification(Label.global_minimum, evidence=ev, **base)
     if index > 0:
         j = int(np.argmin(lam))
         v = V[:, j]
         rq = float(v @ np.asarray(ls.hvp(theta, jnp.asarray(v))))
-        ev.update(reason=f"the Hessian has {index} eigenvalue(s) below -tol; the most negative is "
-                  f"{lam[0]:.6e} (Rayleigh quotient by HVP: {rq:.6e}).", rayleigh_quotient=rq)
+        ev.update(reason=f"the Hessian has {'at least ' if bounds else ''}{index} eigenvalue(s) below -tol; "
+                  f"the most negative is {lam[0]:.6e} (Rayleigh quotient by HVP: {rq:.6e}){bounds}.",
+                  rayleigh_quotient=rq)
         if rq >= -tol or lam[0] > -10 * tol:
             ev["reason"] += " It is within a factor 10 of the round-off tolerance: not resolvable."
             return Classification(Label.undetermined, evidence=ev, **base)
@@ -299,12 +342,18 @@ def classify(
         ev["reason"] = (f"{near.size} eigenvalue(s) lie within a factor 10 of the zero tolerance "
                         f"{tol:.3e}; the spectrum cannot be split reliably.")
         return Classification(Label.undetermined, evidence=ev, **base)
+    if nullity == 0 and bounds:
+        ev["reason"] = (f"every extreme Ritz value is positive, the smallest {lam[0]:.6e} (within "
+                        f"{spec.residuals[0] * scale:.1e} of an eigenvalue): a non-degenerate local minimum "
+                        f"on the evidence of the extreme spectrum{bounds}; a Krylov method cannot exclude an "
+                        "eigenvalue below the smallest it found, so index 0 is not certified.")
+        return Classification(Label.minimum, evidence=ev, **base)
     if nullity == 0:
         ev["reason"] = "the Hessian is positive definite (non-degenerate local minimum)."
         return Classification(Label.minimum, evidence=ev, **base)
     if H is None:
         ev["reason"] = ("the Hessian is PSD with a kernel among the extreme eigenvalues found, "
-                        "but the kernel is not fully resolved without the dense Hessian.")
+                        f"but the kernel is not fully resolved without the dense Hessian{bounds}.")
         return Classification(Label.undetermined, evidence=ev, **base)
     return _higher_order(ls, theta, H, lam, V, tol, loss, ev, base, max_order, n_directions,
                          local_search, seed)
