@@ -308,3 +308,18 @@ def test_lanczos_time_budget():
     assert quick.eigenvalues[0] >= lam[0] - 1e-12 and quick.eigenvalues[-1] <= lam[-1] + 1e-12
     with pytest.raises(InputError):
         lanczos_extreme(ls, theta, k=2, max_time=-1.0)
+
+
+def test_minres_deadline_returns_the_krylov_minimiser_so_far():
+    """`expired` ends the solve after the iteration it first says so; the iterate is still the
+    minimum-residual point of the Krylov space built so far: after one iteration, the
+    minimiser of ``||b − t A b||`` over ``t``, ``t = bᵀAb / ||Ab||²`` (computed directly)."""
+    rng = np.random.default_rng(3)
+    Q, _ = np.linalg.qr(rng.standard_normal((30, 30)))
+    A = Q @ np.diag(np.linspace(-2.0, 5.0, 30)) @ Q.T
+    b = rng.standard_normal(30)
+    out = minres(lambda v: A @ v, b, rtol=1e-14, expired=lambda: True)
+    assert out.reason == "time_limit" and out.iterations == 1
+    Ab = A @ b
+    np.testing.assert_allclose(out.x, (b @ Ab) / (Ab @ Ab) * b, rtol=TOL["exact_rtol"], atol=TOL["exact_atol"])
+    np.testing.assert_allclose(out.Ax, A @ out.x, rtol=TOL["exact_rtol"], atol=TOL["exact_atol"])

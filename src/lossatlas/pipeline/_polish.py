@@ -39,13 +39,23 @@ _FINAL = (RESULTS.diverging, RESULTS.diverged, RESULTS.nonfinite, RESULTS.time_l
 _BROKEN = (RESULTS.diverging, RESULTS.diverged, RESULTS.nonfinite, RESULTS.kink)
 
 
+#: Seconds of `max_time` kept for the Lanczos classification above the dense limit (at most a
+#: tenth of the budget): the search stops that much earlier, so the whole call keeps to `max_time`.
+_CLASSIFY_RESERVE = 30.0
+#: Hessian-vector products of the Lanczos estimate of ``(λ_min, ||H||₂)`` above the dense limit.
+_SPECTRUM_MATVECS = 200
+
+
 def _spectrum_ends(ls: Landscape, theta) -> tuple[float, float]:
     """``(λ_min, ||H||₂)`` of the Hessian: dense up to the policy's limit, else Lanczos."""
     if ls.n_params <= _policy.DENSE_LIMIT:
         H = raw_hessian(ls, jnp.asarray(theta))
         lam = np.linalg.eigvalsh(0.5 * (H + H.T))
         return float(lam[0]), float(np.max(np.abs(lam)))
-    spec = lanczos_extreme(ls, jnp.asarray(theta), k=1, which="both", residual_target=1e-6)
+    # capped: near a degenerate point λ_min can need thousands of products; ||H||₂ (all the
+    # round-off floor needs) converges within a few dozen
+    spec = lanczos_extreme(ls, jnp.asarray(theta), k=1, which="both", residual_target=1e-6,
+                           max_matvecs=_SPECTRUM_MATVECS)
     return float(np.min(spec.eigenvalues)), float(spec.scale)
 
 
@@ -146,7 +156,9 @@ def polish(
     1000); `max_time` (seconds) bounds the whole call: every stage checks the deadline between
     steps (the flow between chunks of 512 steps, and within ``FLOW_TIME_FRACTION`` of the budget,
     so that Newton always gets the rest), and a run that runs out ends with
-    ``RESULTS.time_limit_reached``. The continuation also stops at its own
+    ``RESULTS.time_limit_reached``; above the dense limit the search ends ``_CLASSIFY_RESERVE``
+    seconds (at most a tenth of `max_time`) early and the Lanczos classification gets the rest
+    (Newton-MR checks the deadline at every MINRES iteration). The continuation also stops at its own
     ``CONTINUATION_MAX_TIME``, and its BDF flow checks the deadline after every step. Adam runs
     its `adam_steps` in one compiled loop and checks the deadline only after it. `progress` is
     called with a :class:`lossatlas.Progress` about twice a second.
@@ -213,8 +225,13 @@ def polish(
         return _hand_off(ls, theta, primary, producer, gtol=gtol, steps=n, fallback_steps=fallback_steps,
                          budget=within, run_solver=run_solver, tm=tm, minimiser_first=minimiser_first)
 
-    out_of_time = budget.expired()
-    done = hand_off(start, 0 if out_of_time else steps, budget)  # 0 steps: evaluate the point only
+    # above the dense limit the classification is Lanczos (up to hundreds of HVPs, ~20 s at 10⁵
+    # parameters): the search ends early enough to leave it its share of `max_time`
+    search = budget
+    if classify_point and ls.n_params > _policy.DENSE_LIMIT and budget.max_time is not None:
+        search = budget.part(1.0 - min(_CLASSIFY_RESERVE, 0.1 * budget.max_time) / budget.max_time)
+    out_of_time = search.expired()
+    done = hand_off(start, 0 if out_of_time else steps, search)  # 0 steps: evaluate the point only
     cont = None
     # 3. the continuation: longer flow, Newton again, negative-curvature steps, the minimiser
     if (continuation and method == "flow-newton" and flow is not None and not done.result.is_successful()
@@ -222,12 +239,12 @@ def polish(
         t = time.perf_counter()
         done, cont = _continue(
             ls, flow, done, hand_off=hand_off, run_solver=run_solver, gtol=gtol, handoff_tol=handoff_tol,
-            steps=steps, fallback_steps=fallback_steps, budget=budget, flow_solver=flow_solver,
+            steps=steps, fallback_steps=fallback_steps, budget=search, flow_solver=flow_solver,
             primary_kind=producer)
         tm["continuation"] = time.perf_counter() - t
     sol, producer = done.sol, done.producer
     theta, loss, gn, result, floor = done.theta, done.loss, done.grad_norm_inf, done.result, done.floor
-    if not result.is_successful() and result not in _FINAL and (out_of_time or budget.expired()):
+    if not result.is_successful() and result not in _FINAL and (out_of_time or search.expired()):
         result = RESULTS.time_limit_reached  # the budget, not the method, ended the search
     # 4. classification with the policy's threshold at the returned point
     cls = None

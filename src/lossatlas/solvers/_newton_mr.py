@@ -112,7 +112,8 @@ class MinresResult:
     (``A x`` from the Lanczos relation, no extra product), `iterations` (= matrix-vector
     products), `residual_norm` (``||b − A x||₂``), `ls_residual_norm` (``||A(b − A x)||₂``,
     recurrence estimate), `reason` (``"residual"``, ``"least_squares"``, ``"invariant"``,
-    ``"max_iterations"``, ``"zero_rhs"``, ``"npc"``: stopped at non-positive curvature),
+    ``"max_iterations"``, ``"zero_rhs"``, ``"npc"``: stopped at non-positive curvature,
+    ``"time_limit"``: stopped by `expired`),
     `npc_iteration` (first iteration ``k`` at which ``r_{k−1}ᵀ A r_{k−1} ≤ 0`` was detected,
     or ``None``), `min_ritz` / `max_ritz` (extreme
     eigenvalues of ``T_k``; by interlacing ``λ_min(A) ≤ min_ritz`` and ``λ_max(A) ≥ max_ritz``),
@@ -188,6 +189,7 @@ def minres(
     max_iter: int | None = None,
     rank_tol: float | None = None,
     npc: str = "continue",
+    expired: Callable[[], bool] | None = None,
 ) -> MinresResult:
     """MINRES with a reorthogonalised Lanczos basis and a minimum-length final solve.
 
@@ -213,6 +215,8 @@ def minres(
       (also return ``r_{k−1}`` as `npc_direction` and go on), ``"stop"`` (return at once with
       ``x = x_{k−1}``, ``r_{k−1}`` as `npc_direction` and reason ``"npc"``: the Newton-MR
       minimisation step of Liu & Roosta 2022).
+    - `expired`: called after every iteration; ``True`` ends the solve with the iterate so far
+      and reason ``"time_limit"`` (a wall-clock deadline; ``None``: none).
     """
     if npc not in ("continue", "record", "stop"):
         raise InputError(f"`npc` must be 'continue', 'record' or 'stop', got {npc!r}.")
@@ -283,6 +287,9 @@ def minres(
             break
         if ls_res <= ls_rtol * anorm * abs(phi_prev):
             reason = "least_squares"
+            break
+        if expired is not None and expired():
+            reason = "time_limit"
             break
     # the x-recurrence is replaced by the minimum-length solve of the projected problem
     Tbar = _tbar(alphas, betas, k, invariant=reason == "invariant")
@@ -394,7 +401,8 @@ class NewtonMR(AbstractCriticalPointSolver):
       :class:`SaddleNewton` (flatness ``||Hg|| / (||H|| ||g||)`` from one HVP), checked while
       Newton steps are being taken.
     - `escape_window`: escape-to-infinity checks as in :class:`SaddleNewton` (0: off).
-    - `max_time`: wall-clock budget in seconds, checked once per outer step (``None``: none);
+    - `max_time`: wall-clock budget in seconds, checked at every outer step and every MINRES
+      iteration (``None``: none; a solve cut short is not used);
       exceeded, the run ends with ``RESULTS.time_limit_reached``. A `budget` passed to
       :meth:`run` (deadline and throttled progress reports, as for the other solvers) applies
       as well; the earlier deadline wins.
@@ -472,6 +480,9 @@ class NewtonMR(AbstractCriticalPointSolver):
                 info["inertia"] = ib.to_record()
             return _finish(ls, theta, L, g, result, tr, step, t0, info)
 
+        def expired():
+            return tr.out_of_time() or (self.max_time is not None and time.perf_counter() - t0 > self.max_time)
+
         def loss_at(x):
             v = float(ls.loss(jnp.asarray(x)))
             return v if np.isfinite(v) else np.inf
@@ -495,7 +506,7 @@ class NewtonMR(AbstractCriticalPointSolver):
                 return done(res, step)
             if step == max_steps:
                 break
-            if tr.out_of_time() or (self.max_time is not None and time.perf_counter() - t0 > self.max_time):
+            if expired():
                 return done(RESULTS.time_limit_reached, step)
             if not descending and tr.stalled():
                 fl = _flatness(op, g, hnorm)
@@ -520,8 +531,10 @@ class NewtonMR(AbstractCriticalPointSolver):
             mode = ("stop" if minimising else "record") if self.descent else "continue"
             last = minres(op, -g, rtol=eta_used, ls_rtol=eta_used * _LS_FACTOR,
                           max_iter=min(p, int(self.max_inner), _basis_rows(p)), rank_tol=p * _EPS * hnorm,
-                          npc=mode)
+                          npc=mode, expired=expired)
             inner.append(last.iterations)
+            if last.reason == "time_limit":  # a large net's solve is cut at the deadline: no step
+                return done(RESULTS.time_limit_reached, step)
             hnorm = max(last.norm_estimate, 0.5 * hnorm)
             if last.npc_iteration is not None:
                 npc_steps += 1
