@@ -435,3 +435,33 @@ def test_the_origin_is_explained_by_the_width_0_network():
     assert ex.family_loss == pytest.approx(float(ls.loss(theta)), rel=1e-14)
     assert ex.subspace_dim == 9 and ex.subspace_distance == 0.0 and ex.silent_neurons == ()
     assert ex.to_record()["family_width"] == 0
+
+
+#: An end point of the certified small atlas (erf teacher r* = 3, d = 4, seed 3; student m = 3, seed 0):
+#: a critical point whose third neuron is saturated (|w_3| ~ 1.5e4, a_3 ~ -8.9e-5). Exact float64 values.
+SATURATED = [float.fromhex(h) for h in (
+    "-0x1.80cd0eaf99d90p-1", "-0x1.be773ad0e5b50p-4", "-0x1.43cf49e66bb98p-3", "-0x1.536be1c1871bep-1",
+    "-0x1.4766973941373p-3", "0x1.dfdc207c35fafp-1", "-0x1.28a5c0f3ff31bp-1", "0x1.44d805fc5d53ap+0",
+    "0x1.9c48df76abccdp+13", "-0x1.ff65bcccb87e5p+12", "-0x1.df288cdf84feep+13", "0x1.40b1f1054dcbep+13",
+    "-0x1.41051e5a5c742p+0", "0x1.c37624423450ep-1", "-0x1.750e60bd0c0f5p-14")]
+
+
+def test_false_merges_at_a_large_weight_leave_the_point_its_own_family():
+    """At max|θ| ~ 1.5e4 the relative merge threshold (≥ 15) merges all three neurons into a dead group:
+    the width-0 network (f ≡ 0) is trivially critical, but the point is not on its subspace and its loss
+    (~5e-3) is far from the zero function's (checked independently below): every merge is a false merge
+    (another function), so the point does not reduce and is its own family (irreducible), not unexplained."""
+    from lossatlas.experiments import TeacherSpec
+    from lossatlas.experiments._kind_teacher_student import teacher_network
+
+    teacher = teacher_network(TeacherSpec(activation="erf", width=3, input_dim=4, scale=1.0, seed=3))
+    ls = Landscape(MLP((jnp.zeros((3, 4)), jnp.zeros((1, 3))), None, "erf"), teacher=teacher)
+    theta = jnp.asarray(np.array(SATURATED))
+    assert float(jnp.max(jnp.abs(ls.grad(theta)))) <= 1e-11
+    loss = float(ls.loss(theta))
+    assert abs(loss - float(ls.loss(jnp.zeros(15)))) > 1e-2  # the zero function is far away in loss
+    ex = explain(ls, theta, global_min_value=0.0)
+    assert ex.kind is ExplanationKind.irreducible and ex.family_width == 3
+    assert {a.outcome for a in ex.attempts} == {"false_merge"}
+    assert all(a.narrow_widths == (0,) for a in ex.attempts)
+    assert "close but distinct" in ex.reason and ex.to_record()["explanation"] == "irreducible"

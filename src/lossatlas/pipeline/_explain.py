@@ -85,10 +85,13 @@ class ExplanationKind(enum.Enum):
 class ReductionAttempt:
     """One merge tolerance tried by :func:`explain`, and what came of it.
 
-    `outcome`: ``"minimal"`` (nothing merged), ``"no_network"`` (a layer reduces to width 0),
-    ``"same"`` (the same label map as a tighter tolerance), ``"verified"``, ``"not_critical"``
-    (Newton did not reach a critical point of the narrow problem), ``"off_subspace"`` (it did,
-    but the end point is not on that point's expansion subspace) or ``"time_limit_reached"``.
+    `outcome`: ``"minimal"`` (nothing merged), ``"no_network"`` (a layer reduces to width 0 and
+    no width-0 reading was tried), ``"same"`` (the same label map as a tighter tolerance),
+    ``"verified"``, ``"false_merge"`` (the reduced network's loss differs from the point's by more
+    than ``FALSE_MERGE_ATOL + FALSE_MERGE_RTOL·|L|``: it computes another function, the merged
+    neurons were close but distinct), ``"not_critical"`` (Newton did not reach a critical point of
+    the narrow problem), ``"off_subspace"`` (it did, but the end point is not on that point's
+    expansion subspace) or ``"time_limit_reached"``.
     """
 
     tol: float
@@ -496,6 +499,17 @@ def _gn(ls: Landscape, theta) -> tuple[float, float]:
 #: relative tolerance (see `_Candidate.loss_matches`).
 LOSS_MATCH_ATOL = 1e-10
 LOSS_MATCH_RTOL = 1e-6
+#: A reduction whose reduced network (before any polish) has a loss further than this (absolute plus
+#: relative) from the point's computes another function: it merged neurons that are close but distinct
+#: (outcome ``"false_merge"``). Loose on purpose: a true reduction within the merge threshold ``δ``
+#: changes the loss by ``O(δ²)`` at a critical point.
+FALSE_MERGE_ATOL = 1e-8
+FALSE_MERGE_RTOL = 1e-3
+
+
+def _false_merge(reduced_loss: float, wide_loss: float) -> bool:
+    scale = max(abs(reduced_loss), abs(wide_loss))
+    return not abs(reduced_loss - wide_loss) <= FALSE_MERGE_ATOL + FALSE_MERGE_RTOL * scale
 
 
 @dataclasses.dataclass
@@ -511,6 +525,7 @@ class _Candidate:
     critical: bool
     steps: int
     reduced_grad: float
+    reduced_loss: float = np.nan
     subspace: object = None
     distance: float = np.inf
     thr: float = 0.0
@@ -589,6 +604,7 @@ class _ZeroFamily:
     zero: tuple[int, ...]
     hess_eigs: np.ndarray
     steps: int
+    reduced_loss: float = np.nan  # the loss with the outgoing weights set to 0, before b_L is polished
 
     @property
     def critical(self) -> bool:
@@ -622,10 +638,10 @@ def _zero_family(ls: Landscape, theta: np.ndarray, net: MLP, tol: float, gtol: f
     ws0[-1][:] = 0.0
     bs0 = None if bs is None else [b.copy() for b in bs]
     base = _flat(ws0, bs0)
+    reduced_loss = float(ls.loss(jnp.asarray(base)))
     if bs0 is None:
-        loss = float(ls.loss(jnp.asarray(base)))
-        return _ZeroFamily(tol, base, loss, 0.0, gtol, dist_neurons, thr, _gn(ls, theta)[0], silent, zero,
-                           np.zeros(0), 0)
+        return _ZeroFamily(tol, base, reduced_loss, 0.0, gtol, dist_neurons, thr, _gn(ls, theta)[0], silent, zero,
+                           np.zeros(0), 0, reduced_loss)
     n_out = bs0[-1].size
     start = base.size - n_out  # b_L is the last block of θ
 
@@ -648,7 +664,7 @@ def _zero_family(ls: Landscape, theta: np.ndarray, net: MLP, tol: float, gtol: f
     dist = max(dist_neurons, float(np.max(np.abs(np.asarray(b) - bs[-1]), initial=0.0)))
     return _ZeroFamily(tol, theta0, loss, float(np.max(np.abs(gvec), initial=0.0)),
                        max(gtol, _policy.CRITICAL_MARGIN * floor), dist, thr, _gn(ls, theta)[0], silent, zero,
-                       eigs, steps)
+                       eigs, steps, reduced_loss)
 
 
 def _zero_explanation(ls, z: _ZeroFamily, net: MLP, is_global: bool, global_min_value, common, wide_widths,
@@ -692,19 +708,19 @@ def _try(ls, theta, red, tol, gtol, budget, silent=(), theta_s=None) -> _Candida
     theta_s = theta if theta_s is None else theta_s
     narrow_ls = ls.with_model(red.narrow)
     theta0 = narrow_ls.ravel()
-    _, g0 = _gn(narrow_ls, theta0)
+    L0, g0 = _gn(narrow_ls, theta0)
     sol = find_critical_point(narrow_ls, theta0, _solver(narrow_ls, gtol), max_steps=_policy.NARROW_NEWTON_STEPS,
                               throw=False, budget=budget)
     theta_r = np.asarray(sol.theta, dtype=np.float64)
     thr = tol * max(1.0, float(np.max(np.abs(theta))))
     if not np.all(np.isfinite(theta_r)):
         return _Candidate(tol, red, narrow_ls, theta_r, np.nan, np.inf, gtol, 0.0, False, int(sol.stats.num_steps),
-                          g0, thr=thr)
+                          g0, L0, thr=thr, wide_loss=_gn(ls, theta)[0])
     loss, gn = _gn(narrow_ls, theta_r)
     floor = measured_floor(narrow_ls, theta_r)
     target = max(float(gtol), _policy.CRITICAL_MARGIN * floor)
     cand = _Candidate(tol, red, narrow_ls, theta_r, loss, gn, target, floor, gn <= target, int(sol.stats.num_steps),
-                      g0, thr=thr)
+                      g0, L0, thr=thr)
     cand.subspace = expansion_subspace(narrow_ls.unravel(jnp.asarray(theta_r)), red.label_map)
     # Γ' of the silent neurons: Γ with their incoming rows fixed at 0 and their outgoing columns free
     cand.distance = max(cand.subspace.distance(np.asarray(theta_s)), _silent_in(ls.unravel(jnp.asarray(theta)), silent))
@@ -834,8 +850,12 @@ def explain(
        ``tol · max(1, max|θ|)`` of its expansion subspace, with the family's loss equal to the
        end point's (to ``LOSS_MATCH_ATOL + LOSS_MATCH_RTOL · |L|``). The narrowest verified
        reduction (every tolerance is tried; ties go to the tightest) is the family
-       (``reducible``). If none verifies: ``unexplained`` if the tightest tolerance
-       reduces the point, else ``irreducible`` (the end point is its own family).
+       (``reducible``). If none verifies: ``irreducible`` (the end point is its own family) if
+       the tightest tolerance does not reduce the point or every reduction is a false merge (its
+       reduced network has another loss: close but distinct neurons merged), else
+       ``unexplained``. A last hidden layer that reduces to nothing is read as the width-0
+       network (the output bias alone), and silent neurons (zero incoming weights, σ(0) = 0) as
+       removable (see :class:`Explanation`).
     3. **Name it.** The family network is put in canonical form and keyed (:func:`family_key`),
        and classified (with `global_min_value`) for its label, index and nullity.
     4. **Record** the embedding (copies with split ratios, zero-type neurons and zero groups,
@@ -923,6 +943,7 @@ def explain(
                 zero_fam = z
             attempts.append(ReductionAttempt(float(tol), "no_network" if z is None else
                                              ("verified" if z.verified else
+                                              "false_merge" if _false_merge(z.reduced_loss, z.wide_loss) else
                                               "off_subspace" if z.critical else "not_critical"),
                                              (0,) * len(net.hidden_widths), None if z is None else z.grad,
                                              None if z is None else z.distance))
@@ -941,7 +962,8 @@ def explain(
         cand = _try(ls, theta, red, float(tol), gtol, budget, silent,
                     np.asarray(ls.ravel(net_s), dtype=np.float64) if silent else None)
         cand.silent = silent
-        outcome = "verified" if cand.verified else ("off_subspace" if cand.critical else "not_critical")
+        outcome = ("verified" if cand.verified else "false_merge" if _false_merge(cand.reduced_loss, cand.wide_loss)
+                   else "off_subspace" if cand.critical else "not_critical")
         attempts.append(ReductionAttempt(float(tol), outcome, widths, cand.grad,
                                          None if not np.isfinite(cand.distance) else cand.distance))
         if cand.verified:
@@ -958,7 +980,15 @@ def explain(
         return _zero_explanation(ls, zero_fam, net, is_global, global_min_value, common, wide_widths, wide_loss,
                                  wide_gn, t_start)
 
-    if chosen is None and primary == "reduces":  # reduces, but to no verified critical point
+    # A reduction whose reduced network computes another function than the point (its loss differs) is
+    # a false merge of neurons that are close but distinct (e.g. at a large max|θ|, where the relative
+    # merge threshold is loose). If every reduction tried is a false merge, the point does not reduce:
+    # it is its own family. `unexplained` stays for true reductions (same function) whose narrow
+    # network is not critical or whose family's subspace does not hold the point.
+    false_merges = (chosen is None and primary in ("reduces", "no_network") and not out_of_time
+                    and any(a.outcome == "false_merge" for a in attempts)
+                    and not any(a.outcome in ("not_critical", "off_subspace") for a in attempts))
+    if chosen is None and primary == "reduces" and not false_merges:  # reduces, but to no verified critical point
         fam = best_failed
         kind = ExplanationKind.global_minimum if is_global else ExplanationKind.unexplained
         reason = ("the point reduces, but no reduced network polishes to a critical point of the narrow problem "
@@ -973,7 +1003,7 @@ def explain(
             subspace_distance=None if not np.isfinite(fam.distance) else fam.distance, subspace_tol=fam.thr,
             on_subspace=bool(fam.distance <= fam.thr), on_expansion_manifold=fam.red.on_expansion_manifold,
             reduced_grad_norm_inf=fam.reduced_grad, wall_time=time.perf_counter() - t_start, **common)
-    if chosen is None and primary == "no_network":
+    if chosen is None and primary == "no_network" and not false_merges:
         return none("a hidden layer reduces to width 0 (every neuron zero-type): the function is that of a "
                     "network without that layer, which lossatlas cannot represent as an MLP", **common)
     if chosen is None and out_of_time and primary is None:
@@ -1021,6 +1051,10 @@ def explain(
                         on_expansion_manifold=True)
         tried = ", ".join(f"{t:g}" for t in _policy.PROJECTION_TOLS)
         reason = f"does not reduce at merge tolerances {tried} (or no reduction verifies): its own family"
+        if false_merges:
+            merged = ", ".join(f"{a.tol:g}" for a in attempts if a.outcome == "false_merge")
+            reason = (f"the merges at tolerance(s) {merged} give networks of another loss (neurons close but "
+                      "distinct merged), and no reduction verifies: its own family")
     if is_global:
         reason = "labelled a global minimum; " + reason
     canon, perms, signs, quant = _canonical(fam_net)
