@@ -55,9 +55,9 @@ MINRES-QLP), with the forcing term ``η_k = min(η_max, 0.9 (||g_k|| / ||g_{k−
 from falling too fast and never tighter than needed for `gtol`: the outer convergence is
 superlinear while an early step stays cheap. At most `max_inner` (and at most ``p``, and at
 most what ``_BASIS_MAX_BYTES`` holds) iterations per solve. The cap matters on large,
-ill-conditioned nets: at 85 002 parameters (digits, zero-loss minimum) the last Newton solves
-needed 225–312 iterations; capped at 200, the run crawled at ``||∇L||_∞ ≈ 1e-9`` for 20 minutes,
-while uncapped it finished in four steps (6 minutes).
+ill-conditioned nets: at 85 002 parameters (digits, λ = 0, from an Adam start; benchmarks/
+results/newton_mr.json part c) inner solves took up to 939 iterations (the
+last four long ones 314–642), and the run reached ``||∇L||_∞ = 3.4e-11`` in 31 steps (5029 HVPs, 507 s on one core).
 
 **Stops:** ``||∇L||_∞ ≤ max(gtol, round-off floor)`` (the floor is measured by
 :func:`gradient_floor` from a Lanczos estimate of ``||H||``: no dense Hessian), the step budget
