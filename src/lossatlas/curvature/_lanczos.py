@@ -273,9 +273,10 @@ def lanczos_extreme(
     - `seed`: seed of the random starting vector.
     - `max_matvecs`: cap on Hessian-vector products (default: none; the iteration then stops
       at the latest when the Krylov space is the whole parameter space, where it is exact).
-    - `max_time`: wall-clock budget in seconds (default: none), checked at each convergence
-      check: once it is spent the pairs found so far are returned, as with `max_matvecs` (the
-      first ``max(2n + 1, 20)`` steps, ``n`` the number of wanted pairs, are always taken).
+    - `max_time`: wall-clock budget in seconds (default: none): blocks of steps are shortened to
+      what the time per step so far leaves, and once it is spent the pairs found so far are
+      returned, as with `max_matvecs` (the first ``max(2n + 1, 20)`` steps, ``n`` the number of
+      wanted pairs, are always taken).
 
     Returns a :class:`SpectrumSummary` with ``method = lanczos``, the certified relative
     `residuals`, the `matvecs` used (one per Lanczos step, plus ``k`` for the residuals when
@@ -316,8 +317,12 @@ def lanczos_extreme(
     history: list[tuple[int, float]] = []
     stride = _check_stride(ls)
     hv = _linearize(*_split(ls), theta)
+    per = 0.0  # seconds per Lanczos step so far (compilation included: an overestimate)
     while True:
         m1 = min(limit, _first_size(n_wanted) if m == 0 else _next_size(m, history, target_ritz, stride))
+        if max_time is not None and m > 0:  # a block that would end past the budget is shortened
+            left = float(max_time) - (time.perf_counter() - t_start)
+            m1 = min(m1, m + max(1, int(left / max(per, 1e-12))))
         if m1 > cap:  # doubling: few distinct buffer shapes, so few compilations
             cap = _buffer_rows(min(p, cap * 2 ** int(np.ceil(np.log2(m1 / cap)))), p)
             Q, W, a, b = _grow(Q, W, a, b, cap)
@@ -330,7 +335,8 @@ def lanczos_extreme(
         scale = max(float(np.max(np.abs(lam))), 1e-300)
         bound = np.abs(bn[-1] * S[-1, sel])
         history.append((m, float(np.log(max(np.max(bound) / scale, 1e-300)))))
-        done = m >= limit or (max_time is not None and time.perf_counter() - t_start >= float(max_time))
+        per = (time.perf_counter() - t_start) / m
+        done = m >= limit or (max_time is not None and time.perf_counter() - t_start + per >= float(max_time))
         # After a breakdown the basis spans an invariant subspace: its Ritz values are exact,
         # but copies of repeated eigenvalues lie outside it. Go on while the newest block still
         # changes the wanted values (H = 0, found by the first breakdown, ends it at once).
