@@ -307,6 +307,32 @@ def _carry_over(doc, args):
                 "settings": old.get("settings")}}
 
 
+def plot(path, png):
+    """‖∇L‖∞ against wall time in (b) and (c): NewtonMR and PyTorch L-BFGS from the same start."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    doc = json.loads(Path(path).read_text())
+    parts = [p for p in ("b", "c") if p in doc]
+    fig, axes = plt.subplots(1, len(parts), figsize=(5.5 * len(parts), 3.8), squeeze=False)
+    titles = {"b": "(b) teacher-student, 85 002 params", "c": "(c) digits, λ = 0, 85 002 params"}
+    for ax, p in zip(axes[0], parts, strict=True):
+        mr, tl = doc[p]["newton_mr"]["progress"], doc[p]["torch_lbfgs"]["trace"]
+        ax.semilogy([x["elapsed_s"] for x in mr], [x["grad_norm_inf"] for x in mr], "o-", ms=3,
+                    label="lossatlas NewtonMR")
+        ax.semilogy([x["elapsed_s"] for x in tl], [x["grad_norm_inf"] for x in tl], "-", label="PyTorch float64 L-BFGS")
+        ax.axhline(1e-10, color="grey", ls=":", lw=1)
+        ax.set_xlabel("wall time (s, one core)")
+        ax.set_ylabel("‖∇L‖∞")
+        ax.set_title(titles[p], fontsize=10)
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(png, dpi=110)
+    return png
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--parts", default="abc")
@@ -318,7 +344,11 @@ def main():
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--out", default=str(_env.REPO / "benchmarks" / "results" / "newton_mr.json"))
     ap.add_argument("--torch-worker")
+    ap.add_argument("--plot", metavar="JSON", help="only draw docs/images/newton_mr.png from a result file")
     args = ap.parse_args()
+    if args.plot:
+        print(plot(args.plot, _env.REPO / "docs" / "images" / "newton_mr.png"))
+        return
     if args.torch_worker:
         torch_worker(args.torch_worker)
         return
