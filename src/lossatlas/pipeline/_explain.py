@@ -531,6 +531,7 @@ class _Candidate:
     thr: float = 0.0
     wide_loss: float = np.nan
     silent: tuple[int, ...] = ()
+    theta_s: np.ndarray | None = None  # the point with its silent neurons' outgoing weights set to 0
 
     @property
     def loss_matches(self) -> bool:
@@ -617,7 +618,8 @@ class _ZeroFamily:
                 and abs(self.loss - self.wide_loss) <= LOSS_MATCH_ATOL + LOSS_MATCH_RTOL * scale)
 
 
-def _zero_family(ls: Landscape, theta: np.ndarray, net: MLP, tol: float, gtol: float) -> _ZeroFamily:
+def _zero_family(ls: Landscape, theta: np.ndarray, net: MLP, tol: float, gtol: float,
+                 wide_loss: float) -> _ZeroFamily:
     """The width-0 reading of a point whose last hidden layer reduces to nothing: the output bias is
     polished by Newton (a few steps on ``d_out`` parameters), and the point's distance from the set
     where every neuron of the last hidden layer is zero-type (outgoing weights 0) or silent
@@ -640,7 +642,7 @@ def _zero_family(ls: Landscape, theta: np.ndarray, net: MLP, tol: float, gtol: f
     base = _flat(ws0, bs0)
     reduced_loss = float(ls.loss(jnp.asarray(base)))
     if bs0 is None:
-        return _ZeroFamily(tol, base, reduced_loss, 0.0, gtol, dist_neurons, thr, _gn(ls, theta)[0], silent, zero,
+        return _ZeroFamily(tol, base, reduced_loss, 0.0, gtol, dist_neurons, thr, wide_loss, silent, zero,
                            np.zeros(0), 0, reduced_loss)
     n_out = bs0[-1].size
     start = base.size - n_out  # b_L is the last block of θ
@@ -651,10 +653,11 @@ def _zero_family(ls: Landscape, theta: np.ndarray, net: MLP, tol: float, gtol: f
     g_fn, h_fn = jax.jit(jax.grad(f)), jax.jit(jax.hessian(f))
     b = jnp.asarray(bs0[-1])
     steps = 0
-    for steps in range(1, 21):
+    while steps < 20:
         g = np.asarray(g_fn(b))
         if np.max(np.abs(g), initial=0.0) <= 1e-15 * max(1.0, float(np.max(np.abs(np.asarray(b))))):
             break
+        steps += 1
         b = b - jnp.asarray(np.linalg.lstsq(np.asarray(h_fn(b)), g, rcond=None)[0])
     theta0 = np.asarray(jnp.asarray(base).at[start:].set(b), dtype=np.float64)
     loss, grad = _gn(ls, theta0)
@@ -663,7 +666,7 @@ def _zero_family(ls: Landscape, theta: np.ndarray, net: MLP, tol: float, gtol: f
     eigs = np.linalg.eigvalsh(np.asarray(h_fn(b)))
     dist = max(dist_neurons, float(np.max(np.abs(np.asarray(b) - bs[-1]), initial=0.0)))
     return _ZeroFamily(tol, theta0, loss, float(np.max(np.abs(gvec), initial=0.0)),
-                       max(gtol, _policy.CRITICAL_MARGIN * floor), dist, thr, _gn(ls, theta)[0], silent, zero,
+                       max(gtol, _policy.CRITICAL_MARGIN * floor), dist, thr, wide_loss, silent, zero,
                        eigs, steps, reduced_loss)
 
 
@@ -702,7 +705,7 @@ def _zero_explanation(ls, z: _ZeroFamily, net: MLP, is_global: bool, global_min_
         wall_time=time.perf_counter() - t_start, **common)
 
 
-def _try(ls, theta, red, tol, gtol, budget, silent=(), theta_s=None) -> _Candidate:
+def _try(ls, theta, red, tol, gtol, budget, wide_loss, silent=(), theta_s=None) -> _Candidate:
     """Polish the reduction `red` (of the point `theta_s`: `theta` with its `silent` neurons'
     outgoing weights set to 0) and measure the distance of `theta` from the family's subspace."""
     theta_s = theta if theta_s is None else theta_s
@@ -715,16 +718,15 @@ def _try(ls, theta, red, tol, gtol, budget, silent=(), theta_s=None) -> _Candida
     thr = tol * max(1.0, float(np.max(np.abs(theta))))
     if not np.all(np.isfinite(theta_r)):
         return _Candidate(tol, red, narrow_ls, theta_r, np.nan, np.inf, gtol, 0.0, False, int(sol.stats.num_steps),
-                          g0, L0, thr=thr, wide_loss=_gn(ls, theta)[0])
+                          g0, L0, thr=thr, wide_loss=wide_loss, theta_s=theta_s)
     loss, gn = _gn(narrow_ls, theta_r)
     floor = measured_floor(narrow_ls, theta_r)
     target = max(float(gtol), _policy.CRITICAL_MARGIN * floor)
     cand = _Candidate(tol, red, narrow_ls, theta_r, loss, gn, target, floor, gn <= target, int(sol.stats.num_steps),
-                      g0, L0, thr=thr)
+                      g0, L0, thr=thr, wide_loss=wide_loss, theta_s=theta_s)
     cand.subspace = expansion_subspace(narrow_ls.unravel(jnp.asarray(theta_r)), red.label_map)
     # Γ' of the silent neurons: Γ with their incoming rows fixed at 0 and their outgoing columns free
     cand.distance = max(cand.subspace.distance(np.asarray(theta_s)), _silent_in(ls.unravel(jnp.asarray(theta)), silent))
-    cand.wide_loss = _gn(ls, theta)[0]
     return cand
 
 
@@ -938,7 +940,7 @@ def explain(
             red = reduce_network(net_s, tol=tol)
         except InputError:
             primary = primary or "no_network"
-            z = _zero_family(ls, theta, net, float(tol), gtol) if zero_fam is None else None
+            z = _zero_family(ls, theta, net, float(tol), gtol, wide_loss) if zero_fam is None else None
             if z is not None and z.verified:
                 zero_fam = z
             attempts.append(ReductionAttempt(float(tol), "no_network" if z is None else
@@ -959,7 +961,7 @@ def explain(
             attempts.append(ReductionAttempt(float(tol), "same", widths))
             continue
         seen.add(sig)
-        cand = _try(ls, theta, red, float(tol), gtol, budget, silent,
+        cand = _try(ls, theta, red, float(tol), gtol, budget, wide_loss, silent,
                     np.asarray(ls.ravel(net_s), dtype=np.float64) if silent else None)
         cand.silent = silent
         outcome = ("verified" if cand.verified else "false_merge" if _false_merge(cand.reduced_loss, cand.wide_loss)
@@ -1019,7 +1021,7 @@ def explain(
         silent = chosen.silent
         if silent:  # onto Γ': the projection of the silenced point, with the silent neurons' incoming
             # weights 0 and their outgoing weights those of θ
-            proj_net = _silence(ls.unravel(jnp.asarray(sub.project(np.asarray(ls.ravel(_silence(net, silent)))))),
+            proj_net = _silence(ls.unravel(jnp.asarray(sub.project(chosen.theta_s))),
                                 silent, outgoing_from=net)
             proj = np.asarray(ls.ravel(proj_net), dtype=np.float64)
             n_in = int(np.asarray(net.weights[-2]).shape[1]) + (net.biases is not None)
@@ -1081,4 +1083,5 @@ def explain(
         subspace_dim=silent_dim if silent else sub.dim, subspace_distance=float(dist), subspace_tol=float(thr),
         on_subspace=bool(dist <= thr), projected_grad_norm_inf=proj_gn, split_curvature=curv,
         predicted_wide_index=pred_index, predicted_wide_nullity=pred_null, subspace_index=sub_inertia[0],
-        subspace_nullity=sub_inertia[1], silent_neurons=tuple(silent), wall_time=time.perf_counter() - t_start, **fam_vals, **common)
+        subspace_nullity=sub_inertia[1], silent_neurons=tuple(silent), wall_time=time.perf_counter() - t_start,
+        **fam_vals, **common)
