@@ -21,6 +21,7 @@ import pytest
 import lossatlas as la
 from lossatlas.cli import main
 from lossatlas.data import save_data, save_network, teacher_student
+from lossatlas.dynamics import FlowStatus
 from lossatlas.pipeline import Producer, policy
 from tolerances import TOL
 
@@ -88,6 +89,25 @@ def test_polish_stops_within_its_time_limit_and_reports_progress():
     assert seen and all(isinstance(p, la.Progress) for p in seen)
     assert [p.elapsed for p in seen] == sorted(p.elapsed for p in seen)
     assert {p.stage for p in seen} <= {"flow", "newton"}
+
+
+def test_flow_step_budget_above_the_dense_limit():
+    """Above the dense limit the flow of flow-newton is cut to LARGE_FLOW_WORK / (p·n) steps and
+    Newton-MR finishes from there: checked by lowering the limit on a small erf problem (the same
+    code path as at 10⁵ parameters), against an independent gradient."""
+    assert policy.flow_max_steps(85_002, 1797) == int(policy.LARGE_FLOW_WORK // (85_002 * 1797))
+    assert policy.flow_max_steps(policy.DENSE_LIMIT, 10**6) == policy.FLOW_MAX_STEPS
+    assert policy.flow_max_steps(10**6, 10**6) == policy.LARGE_FLOW_MIN_STEPS
+    ls, data = _erf_problem(m=3, r=2, n=100)
+    cap = policy.LARGE_FLOW_MIN_STEPS
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(policy, "DENSE_LIMIT", 4)
+        mp.setattr(policy, "LARGE_FLOW_WORK", 1.0)
+        end = la.polish(ls, ls.ravel(), gtol=1e-11, classify_point=False, continuation=False)
+    assert end.flow.stats["num_steps"] <= cap and end.flow.status is FlowStatus.max_steps_reached
+    assert end.attempts[0].producer is Producer.newton_mr
+    g = _handwritten_grad(end.theta, data.X, data.Y, 3, 3)
+    assert end.converged and np.max(np.abs(g)) <= 1e-11
 
 
 def test_classify_uses_the_policy_threshold():

@@ -148,6 +148,77 @@ def test_gradient_descent_matches_closed_form_iterates():
     np.testing.assert_allclose(run.theta, expected, rtol=TOL["exact_rtol"], atol=TOL["exact_atol"])
 
 
+def test_chunked_flow_of_small_chunks_follows_the_closed_form(monkeypatch):
+    """A budgeted flow is integrated in chunks that carry the solver's state over; forced down to
+    the smallest chunk (as for an expensive 10⁵-parameter gradient), it must still follow the
+    exact flow of least squares, θ(t) = θ* + exp(−Ht)(θ0 − θ*), across a hundred chunk seams."""
+    from scipy.linalg import expm
+
+    from lossatlas.dynamics import _flow
+
+    rng = np.random.default_rng(1)
+    X, Y = rng.standard_normal((30, 3)), rng.standard_normal((30, 2))
+    net = deep_linear([jnp.asarray(rng.standard_normal((2, 3)))])
+    ls = Landscape(net, Dataset(jnp.asarray(X), jnp.asarray(Y)))
+    theta0 = np.asarray(ls.ravel())
+    H = np.kron(np.eye(2), X.T @ X / 30)
+    theta_star = np.linalg.lstsq(X, Y, rcond=None)[0].T.ravel()
+    assert _flow._chunk_steps(ls, "tsit5") == _flow._CHUNK_STEPS  # a cheap gradient
+    monkeypatch.setattr(_flow, "_CHUNK_WORK", 0.0)  # every chunk as small as allowed
+    sizes = []
+    real = _flow._diffrax_chunk
+
+    def spy(*args):
+        sizes.append(args[-1])
+        return real(*args)
+
+    monkeypatch.setattr(_flow, "_diffrax_chunk", spy)
+    flow = gradient_flow(ls, theta0, t1=50.0, solver="tsit5", rtol=1e-12, atol=1e-14, steady_tol=0.0,
+                         n_save=40, max_time=600.0)
+    assert flow.status.name == "reached_t1" and flow.t_final == pytest.approx(50.0)
+    assert set(sizes) == {_flow._MIN_CHUNK_STEPS} and len(sizes) >= 20
+    for t, th in zip(flow.ts, flow.thetas, strict=True):
+        exact = theta_star + expm(-H * t) @ (theta0 - theta_star)
+        np.testing.assert_allclose(th, exact, rtol=0, atol=1e-9)
+
+
+@pytest.mark.parametrize("activation", ["tanh", "relu"])
+def test_residual_error_bound_covers_the_float64_error(activation):
+    """The forward-error bound behind the zero-loss tolerance, against the residuals of the same
+    network recomputed in extended precision (NumPy longdouble, an independent code path): the
+    float64 residual's error never exceeds the bound; and with targets set to the network's own
+    extended-precision outputs (zero residual in exact arithmetic) the float64 loss lies below
+    the tolerance at θ."""
+    from lossatlas.models import init_mlp
+    from lossatlas.solvers._classify import _residual_error_bound, zero_loss_tolerance
+
+    if np.finfo(np.longdouble).eps >= 1e-17:
+        pytest.skip("this platform's longdouble is no more precise than float64")
+    rng = np.random.default_rng(4)
+    X = rng.standard_normal((200, 16))
+    net = init_mlp(jax.random.PRNGKey(3), (16, 128, 64, 5), activation, bias=True, scale=1.0)
+
+    def forward_ld(X):
+        h = np.asarray(X, dtype=np.longdouble)
+        for i, (w, b) in enumerate(zip(net.weights, net.biases, strict=True)):
+            h = h @ np.asarray(w, dtype=np.longdouble).T + np.asarray(b, dtype=np.longdouble)
+            if i < len(net.weights) - 1:
+                h = np.tanh(h) if activation == "tanh" else np.maximum(h, 0)
+        return h
+
+    exact = forward_ld(X)
+    Y = np.asarray(exact, dtype=np.float64)  # targets: f(X) rounded once
+    r64 = np.asarray(net(jnp.asarray(X))) - Y
+    r_exact = exact - np.asarray(Y, dtype=np.longdouble)
+    bound = np.asarray(_residual_error_bound(net, jnp.asarray(X), jnp.asarray(Y)))
+    err = np.abs(np.asarray(r64, dtype=np.longdouble) - r_exact).astype(np.float64)
+    assert np.all(err <= bound) and np.max(err) > 0
+    ls = Landscape(net, Dataset(jnp.asarray(X), jnp.asarray(Y)))
+    theta = ls.ravel()
+    assert 0 < float(ls.loss(theta)) <= zero_loss_tolerance(ls, theta)
+    assert zero_loss_tolerance(ls, theta) >= zero_loss_tolerance(ls)
+
+
 @pytest.mark.parametrize("depth", [2, 3, pytest.param(4, marks=pytest.mark.slow)])
 def test_deep_linear_origin(depth):
     """W = 0: a strict saddle at depth 2, a non-strict saddle of order `depth` beyond."""

@@ -2,15 +2,36 @@
 
 from __future__ import annotations
 
+import os
+
 import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
 
+from .._errors import InputError
 from ..landscape import Landscape
 
 #: Upper bound on the number of float64 intermediates one block of HVPs may create.
 _BLOCK_BUDGET = 2**26
+
+
+def _memory_bytes() -> int | None:
+    try:
+        return int(os.sysconf("SC_PAGE_SIZE")) * int(os.sysconf("SC_PHYS_PAGES"))
+    except (AttributeError, ValueError, OSError):
+        return None
+
+
+def _check_fits(p: int) -> None:
+    """Refuse a dense ``p × p`` Hessian that would take more than half the machine's memory (it
+    would end in an out-of-memory abort after minutes of work, not an answer)."""
+    need, have = 8 * p * p, _memory_bytes()
+    if have is not None and need > have // 2:
+        raise InputError(
+            f"the dense Hessian of {p} parameters needs {need / 2**30:.1f} GiB, more than half of this "
+            f"machine's {have / 2**30:.1f} GiB; use the matrix-free path instead (NewtonMR, "
+            "lanczos_extreme, classify with dense_limit below the size).")
 
 
 def _block_size(ls: Landscape) -> int:
@@ -38,8 +59,10 @@ def raw_hessian(ls: Landscape, theta) -> np.ndarray:
 
     On CPU the columns are computed one after another inside one compiled loop (``lax.map``):
     each HVP's temporaries stay in cache, which measured 6-7x faster than vmapped blocks at
-    600-2400 parameters. On accelerators, vmapped blocks within a memory budget.
+    600-2400 parameters. On accelerators, vmapped blocks within a memory budget. Raises
+    :class:`~lossatlas.InputError` when the matrix would take more than half the machine's memory.
     """
+    _check_fits(int(np.shape(theta)[0]))
     if jax.default_backend() == "cpu":
         return np.asarray(_hessian_rows_sequential(ls, jnp.asarray(theta))).T
     p = ls.n_params

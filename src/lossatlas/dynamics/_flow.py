@@ -100,9 +100,10 @@ def gradient_flow(
     - `max_steps`: total step budget of the ODE solver.
     - `max_time`: wall-clock budget in seconds (status ``time_limit`` when it runs out);
       `progress`: called with a :class:`lossatlas.Progress` about twice a second. A diffrax
-      flow with a budget or a progress callable is integrated in chunks of `_CHUNK_STEPS` steps
-      that carry the solver's and the step-size controller's state over, so the deadline is
-      checked (and progress reported) between chunks: a flow stops at most one chunk after its
+      flow with a budget or a progress callable is integrated in chunks of at most
+      `_CHUNK_STEPS` steps (fewer on large networks and data sets: see `_CHUNK_WORK`) that carry
+      the solver's and the step-size controller's state over, so the deadline is checked (and
+      progress reported) between chunks: a flow stops at most one chunk (seconds) after its
       deadline. Without either it is one compiled solve (which compiles faster). `budget` passes a
       running :class:`~lossatlas._progress.Budget` instead (used by :func:`lossatlas.polish`).
       The BDF route is not chunked and ignores the time budget.
@@ -250,10 +251,33 @@ def _diffrax(ls, theta0, ts_save, name, rtol, atol, steady_tol, max_steps):
                           int(nsteps), steady_tol)
 
 
-#: Steps of one chunk of a time-budgeted flow (see :func:`gradient_flow`): small enough that a
-#: chunk of a 10⁵-parameter flow takes seconds, large enough that the Python round trip between
-#: chunks (~1 ms) is negligible next to 512 steps of even a tiny network.
+#: Steps of one chunk of a time-budgeted flow (see :func:`gradient_flow`) at most: large enough
+#: that the Python round trip between chunks (~1 ms) is negligible next to 512 steps of even a
+#: tiny network.
 _CHUNK_STEPS = 512
+#: Fewest steps of a chunk, and the work a chunk should do at most: a chunk has the largest
+#: power-of-two number of steps (between the two bounds) whose estimated work — gradient
+#: evaluations per step × parameters × samples (the multiply-adds of one forward pass of an MLP)
+#: — stays within `_CHUNK_WORK`, about 2 s of Tsit5 on one core. A size-based rule, not a timed
+#: one, so the chunking (and the compiled chunk) is the same on every machine and every run.
+#: Small networks get `_CHUNK_STEPS`; 64→256→256→10 on 1797 samples (85 002 parameters, a Tsit5
+#: step ≈ 0.14 s on two cores) gets 8 steps, so a deadline is overshot by about a second, not by
+#: the ~70 s of 512 steps.
+_MIN_CHUNK_STEPS = 4
+_CHUNK_WORK = 1e10
+#: Gradient evaluations per step: the explicit solvers' stages (Tsit5 and Dopri5: 6 with FSAL) plus
+#: the steady-state event's one; the implicit ones (only chosen up to 400 parameters) also solve
+#: a nonlinear system per stage — a generous estimate.
+_EVALS_PER_STEP = {"tsit5": 7, "dopri5": 7, "kvaerno5": 40, "kencarp4": 40}
+
+
+def _chunk_steps(ls, name: str) -> int:
+    """Steps per chunk for a flow on `ls` with solver `name` (see `_CHUNK_WORK`)."""
+    per_step = _EVALS_PER_STEP[name] * float(ls.n_params) * float(max(ls.n_samples or 1, 1))
+    n = _CHUNK_STEPS
+    while n > _MIN_CHUNK_STEPS and n * per_step > _CHUNK_WORK:
+        n //= 2
+    return n
 
 
 @eqx.filter_jit
@@ -267,7 +291,7 @@ def _diffrax_chunk(ls, t0, y0, ts_save, solver_state, controller_state, solver_n
 
 
 def _diffrax_chunked(ls, theta0, ts_save, name, rtol, atol, steady_tol, max_steps, budget: Budget):
-    """The flow in chunks of `_CHUNK_STEPS` steps (see :func:`gradient_flow`)."""
+    """The flow in chunks (of `_chunk_steps` steps; see :func:`gradient_flow`)."""
     import diffrax as dfx
 
     solver = {"tsit5": dfx.Tsit5, "dopri5": dfx.Dopri5, "kvaerno5": dfx.Kvaerno5, "kencarp4": dfx.KenCarp4}[name]()
@@ -279,8 +303,9 @@ def _diffrax_chunked(ls, theta0, ts_save, name, rtol, atol, steady_tol, max_step
     ts_list, ys_list = [0.0], [np.asarray(theta0)]
     ts_j = jnp.asarray(ts_save)
     code = 2
+    size = _chunk_steps(ls, name)
     while True:
-        chunk = _CHUNK_STEPS if max_steps - steps >= _CHUNK_STEPS else max(max_steps - steps, 1)
+        chunk = size if max_steps - steps >= size else max(max_steps - steps, 1)
         # the tolerance as an array: a new value must not compile a new chunk
         ts, ys, code, n, sstate, cstate = _diffrax_chunk(ls, jnp.asarray(t_now), y, ts_j, sstate, cstate, name,
                                                         rtol, atol, jnp.asarray(steady_tol), chunk)

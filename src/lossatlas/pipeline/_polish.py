@@ -116,9 +116,12 @@ def polish(
       :class:`~lossatlas.solvers.SaddleNewton` (Levenberg-Marquardt on ``∇L = 0``), which converges
       to the critical point the flow was approaching — minimum or saddle; above
       ``policy.DENSE_LIMIT`` parameters the matrix-free :class:`~lossatlas.solvers.NewtonMR`
-      (Hessian-vector products only) takes its place, and for kinked activations (relu,
-      leaky_relu, abs) :class:`~lossatlas.solvers.PatternNewton` **without the flow** (which crawls
-      across the kinks; the solver's own descent takes its place); ``RESULTS.kink`` with the Clarke
+      (Hessian-vector products only) takes its place, after a flow cut to
+      ``policy.flow_max_steps(p, n)`` steps (a size-bounded share: at 10⁵ parameters the flow
+      would otherwise take most of the time; Newton-MR's own descent steps do the rest), and
+      for kinked activations (relu, leaky_relu, abs) :class:`~lossatlas.solvers.PatternNewton`
+      **without the flow** (which crawls across the kinks; the solver's own descent takes its
+      place); ``RESULTS.kink`` with the Clarke
       stationarity measure when the limit lies on kinks;
     - ``"newton"``: :class:`~lossatlas.solvers.NewtonTrustRegion` from ``theta0`` (descends to minima);
     - ``"saddle"``: :class:`~lossatlas.solvers.SaddleNewton` (above the dense limit
@@ -195,6 +198,7 @@ def polish(
         t = time.perf_counter()
         if flow is None:  # the flow gets part of a time budget: Newton always gets its turn
             flow = gradient_flow(ls, theta0, t1=t1, solver=flow_solver, steady_tol=handoff_tol,
+                                 max_steps=_policy.flow_max_steps(ls.n_params, ls.n_samples),
                                  budget=budget.part(_policy.FLOW_TIME_FRACTION))
         tm["flow"] = time.perf_counter() - t
         start = np.asarray(flow.theta)
@@ -472,7 +476,8 @@ def _continued_flow(ls, theta, t_from, t_to, steady_tol, implicit, budget, flow_
     if implicit:
         fl = _implicit_flow(ls, theta, t_to - t_from, steady_tol, budget)
     else:
-        fl = gradient_flow(ls, theta, t1=t_to - t_from, solver=flow_solver, steady_tol=steady_tol, budget=budget)
+        fl = gradient_flow(ls, theta, t1=t_to - t_from, solver=flow_solver, steady_tol=steady_tol,
+                           max_steps=_policy.flow_max_steps(ls.n_params, ls.n_samples), budget=budget)
     return np.asarray(fl.theta), t_from + float(fl.t_final), fl.status, [fl]
 
 
@@ -568,11 +573,13 @@ def _decide(ls, here: _Pass, cls, *, gtol, steps, budget, run_solver, global_min
     The eigenvalue tolerance of the classification is ``p ε ||H|| + δ_H + ||∇L||₂``: at a point
     polished to ``gtol`` the gradient term usually dominates, so eigenvalues within a factor 10
     of it (a slightly negative one, or a near-zero one) cannot be assigned a sign. Polishing the
-    point to the float64 round-off floor (Levenberg-Marquardt with target 0), and failing that
-    through the symmetry reduction (the narrow network is non-degenerate, the projection lies
-    exactly on the expansion subspace), shrinks that term; the point is classified again there
-    with the policy's threshold. The first determined label is kept, with its point. Not
-    decidable this way: eigenvalues that stay within a factor 10 of the round-off part of the
+    point to the float64 round-off floor (Levenberg-Marquardt with target 0; Newton-MR above the
+    dense limit, where it also brings the loss of an interpolating point under its zero-loss
+    tolerance), and failing that through the symmetry reduction (the narrow network is
+    non-degenerate, the projection lies exactly on the expansion subspace; dense sizes only),
+    shrinks that term; the point is classified again there with the policy's threshold. The
+    first determined label is kept, with its point. Not decidable this way: eigenvalues that
+    stay within a factor 10 of the round-off part of the
     tolerance, a loss equal to the given global minimum value next to a clearly negative
     eigenvalue, kernels beyond the dense limit (Lanczos), and a kernel whose higher-order test and
     local search find no descent but cannot certify a minimum either.
@@ -588,9 +595,11 @@ def _decide(ls, here: _Pass, cls, *, gtol, steps, budget, run_solver, global_min
 
     if not budget.expired():
         t0 = time.perf_counter()
-        sol = run_solver(SaddleNewton(gtol=0.0), Producer.saddle_newton, here.theta, steps, budget)
+        solver, prod = ((NewtonMR(gtol=0.0, inertia_k=0), Producer.newton_mr) if ls.n_params > _policy.DENSE_LIMIT
+                        else (SaddleNewton(gtol=0.0), Producer.saddle_newton))
+        sol = run_solver(solver, prod, here.theta, steps, budget)
         if sol.success and sol.grad_norm_inf <= here.grad_norm_inf:
-            p = _Pass(sol, Producer.saddle_newton, np.asarray(sol.theta), float(sol.loss),
+            p = _Pass(sol, prod, np.asarray(sol.theta), float(sol.loss),
                       float(sol.grad_norm_inf), sol.result, float(sol.stats.gradient_floor))
             p, c = reclassify(p)
             taken.append(ContinuationStep(Stage.newton, sol.result.name, p.grad_norm_inf, p.loss,
@@ -600,7 +609,9 @@ def _decide(ls, here: _Pass, cls, *, gtol, steps, budget, run_solver, global_min
         else:
             taken.append(ContinuationStep(Stage.newton, sol.result.name, float(sol.grad_norm_inf), float(sol.loss),
                                           time.perf_counter() - t0, None, {"label": None}))
-    if not budget.expired() and not ls.freeze:
+    # through the reduction: dense sizes only (above the dense limit the label comes from Lanczos,
+    # whose kernel this cannot resolve: measured 368 s for nothing at 85 002 parameters)
+    if not budget.expired() and not ls.freeze and ls.n_params <= _policy.DENSE_LIMIT:
         t0 = time.perf_counter()
         proj = polish_through_reduction(ls, here.theta, SaddleNewton(gtol=0.0), target=0.0, budget=budget)
         if proj is not None:

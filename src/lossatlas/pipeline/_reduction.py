@@ -9,7 +9,7 @@ import numpy as np
 
 from .._errors import InputError
 from .._progress import Budget
-from ..solvers import AbstractCriticalPointSolver, SaddleNewton, find_critical_point
+from ..solvers import AbstractCriticalPointSolver, NewtonMR, SaddleNewton, find_critical_point
 from ..symmetry import expansion_subspace, reduce_network
 from . import policy as _policy
 
@@ -69,6 +69,8 @@ def polish_through_reduction(ls, theta, polisher: AbstractCriticalPointSolver | 
 
 def _project_through(ls, theta, red, polisher, tol, budget) -> Projection | None:
     narrow_ls = ls.with_model(red.narrow)
+    if isinstance(polisher, SaddleNewton) and narrow_ls.n_params > _policy.DENSE_LIMIT:
+        polisher = NewtonMR(gtol=polisher.gtol, inertia_k=0)  # matrix-free, as polish above the dense limit
     sol = find_critical_point(narrow_ls, narrow_ls.ravel(), polisher, max_steps=_policy.NARROW_NEWTON_STEPS,
                               throw=False, budget=budget)
     if not sol.success:
