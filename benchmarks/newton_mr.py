@@ -3,6 +3,7 @@
 Usage::
 
     python benchmarks/newton_mr.py [--quick] [--parts abc] [--out benchmarks/results/newton_mr.json]
+    python benchmarks/newton_mr.py --parts d --threads 2   # the command line, both cores
 
 Losses: the DESIGN.md loss ``1/(2N) Σ ||f(x_i) − y_i||²`` plus ``λ Σ_l (||W_l||² + ||b_l||²)``;
 tanh MLPs with biases, seeded Xavier initialisation, float64. Digits: scikit-learn's
@@ -23,6 +24,14 @@ targets (10 classes).
 (c) 64→256→256→10 on digits, λ = 0 (85 002 parameters against 17 970 residuals: the
     interpolating global minima form a manifold, the Hessian there is singular). Start: Adam from
     the initialisation (2000 steps at 1e-2).
+
+(d) The command line on (c)'s start, as a user runs it on both cores: ``lossatlas find --model
+    START.npz --data DIGITS.npz --gtol 1e-10 --time-limit T --json`` (the default method,
+    flow-newton: a flow cut to ``policy.flow_max_steps`` steps above the dense limit, then
+    NewtonMR, then the Lanczos classification), in a subprocess: its wall time, the time its
+    search reached ``||∇L||_∞ ≤ 1e-10`` (the flow plus the first NewtonMR run, from its JSON),
+    the final status and label; against PyTorch float64 L-BFGS from the same start with two
+    threads, given the command's wall time. Run with ``--threads 2``.
 
 In (b) and (c): ``NewtonMR(gtol=1e-10)`` (default ``max_inner``), time to ``||∇L||_∞ ≤ 1e-10``
 (one run, compilation included, capped at ``--max-time``); the inertia certificate
@@ -224,14 +233,65 @@ def part_large(name, ls, phases, torch_budget, max_time, global_min_value):
     return out
 
 
+def part_cli(time_limit, threads):
+    """(d): `lossatlas find` from the command line on (c)'s start, and torch L-BFGS with the same
+    wall time and threads."""
+    import numpy as np
+
+    from lossatlas.data import Dataset, save_data, save_network
+
+    ls = landscape(LARGE, 0.0)
+    theta0, warm = warm_start(ls, WARMUP_DIGITS)
+    print(f"(d) warm start: loss {warm['loss']:.3e}, |g|_inf {warm['grad_norm_inf']:.2e}", file=sys.stderr,
+          flush=True)
+    X, Y = np.asarray(ls.data.X), np.asarray(ls.data.Y)
+    with tempfile.TemporaryDirectory() as tmp:
+        net, data, found = Path(tmp) / "start.npz", Path(tmp) / "digits.npz", Path(tmp) / "found.npz"
+        import jax.numpy as jnp
+
+        save_network(net, ls.unravel(jnp.asarray(theta0)))
+        save_data(data, Dataset(jnp.asarray(X), jnp.asarray(Y)))
+        cmd = [sys.executable, "-m", "lossatlas", "find", "--model", str(net), "--data", str(data),
+               "--gtol", "1e-10", "--time-limit", f"{time_limit:g}", "--json", "--out", str(found)]
+        t0 = time.perf_counter()
+        proc = subprocess.run(cmd, capture_output=True, text=True)
+        wall = time.perf_counter() - t0
+        if proc.returncode not in (0, 3):
+            raise RuntimeError(f"lossatlas find failed ({proc.returncode}): {proc.stderr[-2000:]}")
+        rec = json.loads(proc.stdout)
+    first = rec["attempts"][0]
+    search = rec["timings"]["flow"] + first["wall_time"] if first["grad_norm_inf"] <= 1e-10 else None
+    cls = rec.get("classification") or {}
+    out = {"command": "lossatlas find --model START.npz --data DIGITS.npz --gtol 1e-10 "
+                      f"--time-limit {time_limit:g} --json --out FOUND.npz",
+           "threads": threads, "warm_start": warm, "exit_code": proc.returncode, "wall_seconds": wall,
+           "seconds_to_1e-10": search, "status": rec["status"], "grad_norm_inf": rec["grad_norm_inf"],
+           "loss": rec["loss"], "label": cls.get("label"), "label_reason": (cls.get("evidence") or {}).get("reason"),
+           "continuation": rec.get("continuation"), "timings": rec["timings"], "flow": rec.get("flow"),
+           "attempts": rec["attempts"]}
+    print(f"(d) lossatlas find: {wall:.0f} s wall, exit {proc.returncode}, to 1e-10 in {search} s, "
+          f"|g|_inf {rec['grad_norm_inf']:.2e}, {cls.get('label')}", file=sys.stderr, flush=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "start.npz"
+        np.savez(path, theta=theta0, X=X, Y=Y, widths=np.asarray(LARGE), lam=0.0, budget=wall, threads=threads)
+        proc = subprocess.run([sys.executable, __file__, "--torch-worker", str(path)], capture_output=True,
+                              text=True, check=True)
+    out["torch_lbfgs"] = json.loads(proc.stdout)
+    best = out["torch_lbfgs"]["best_grad_norm_inf"]
+    out["torch_lbfgs_best_over_target"] = best / 1e-10
+    print(f"(d) torch L-BFGS: best |g|_inf {best:.2e} in {out['torch_lbfgs']['seconds']:.0f} s", file=sys.stderr,
+          flush=True)
+    return out
+
+
 def torch_worker(path):
     """PyTorch float64 L-BFGS from the start in ``path``; prints one JSON record."""
     import numpy as np
     import torch
 
-    torch.set_num_threads(1)
-    torch.set_default_dtype(torch.float64)
     d = np.load(path)
+    torch.set_num_threads(int(d["threads"]) if "threads" in d else 1)
+    torch.set_default_dtype(torch.float64)
     widths = [int(w) for w in d["widths"]]
     lam, budget = float(d["lam"]), float(d["budget"])
     X, Y = torch.from_numpy(d["X"]), torch.from_numpy(d["Y"])
@@ -296,7 +356,7 @@ def _carry_over(doc, args):
         old = json.loads(out.read_text())
     except (OSError, ValueError):
         return
-    for part in "abc":
+    for part in "abcd":
         if part not in args.parts and part in old and "carried_over" in old[part]:
             doc[part] = old[part]
         elif part not in args.parts and part in old:
@@ -341,6 +401,7 @@ def main():
     ap.add_argument("--torch-budget", type=float, default=300.0)
     ap.add_argument("--max-time", type=float, default=3600.0, help="NewtonMR time budget in (b), (c), seconds")
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--cli-time-limit", type=float, default=900.0, help="--time-limit of the command in (d)")
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--out", default=str(_env.REPO / "benchmarks" / "results" / "newton_mr.json"))
     ap.add_argument("--torch-worker")
@@ -367,6 +428,8 @@ def main():
         doc["b"] = part_large("b", synthetic_landscape(LARGE), WARMUP_SYNTHETIC, torch_budget, args.max_time, 0.0)
     if "c" in args.parts:
         doc["c"] = part_large("c", landscape(LARGE, 0.0), WARMUP_DIGITS, torch_budget, args.max_time, None)
+    if "d" in args.parts:
+        doc["d"] = part_cli(args.cli_time_limit, args.threads)
     doc["total_seconds"] = time.perf_counter() - t0
     _carry_over(doc, args)
     doc["environment"]["load_average_end"] = _env.load_average()
