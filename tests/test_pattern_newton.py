@@ -333,6 +333,36 @@ def test_polish_uses_pattern_newton_without_the_flow():
     assert end.result in OK
 
 
+def test_every_kinked_end_point_reports_its_preactivations(monkeypatch):
+    """Whatever solver produced it — PatternNewton, or Newton-MR above the dense limit (the 10⁵
+    parameter path, taken here by lowering the limit) — a relu end point's record carries
+    min_abs_preactivation and max |z| over the hidden pre-activations, computed here by numpy."""
+    from lossatlas.pipeline import policy
+
+    ls, X, _, th0 = _small("relu", 2, widths=(3, 6, 1))
+
+    def numpy_z(theta):
+        net = ls.unravel(jnp.asarray(theta))
+        z = np.asarray(X) @ np.asarray(net.weights[0]).T + np.asarray(net.biases[0])
+        return np.abs(z)
+
+    monkeypatch.setattr(policy, "LARGE_FLOW_WORK", 1.0)  # the shortest flow above the limit
+    for limit in (policy.DENSE_LIMIT, 4):
+        monkeypatch.setattr(policy, "DENSE_LIMIT", limit)
+        end = la.polish(ls, th0, max_steps=30, classify_point=False, continuation=False)
+        rec = end.to_record()
+        z = numpy_z(end.theta)
+        assert rec["min_abs_preactivation"] == pytest.approx(z.min(), rel=1e-12, abs=1e-300)
+        assert rec["preactivation_scale"] == pytest.approx(z.max(), rel=1e-12)
+        assert rec["on_kink"] is bool(z.min() <= 1e-8 * max(1.0, z.max()))
+        assert ("region" in rec["preactivation_note"]) is (not rec["on_kink"])
+        expected = "pattern_newton" if limit > 4 else "newton_mr"
+        assert end.attempts[0].producer.value == expected
+    smooth, *_ = _small("tanh", 2)
+    end = la.polish(smooth, smooth.ravel(), method="saddle", max_steps=5, classify_point=False, continuation=False)
+    assert "min_abs_preactivation" not in end.to_record() and end.preactivation is None
+
+
 # ----------------------------------------------------------------------------- diabetes (slow)
 def _diabetes():
     from sklearn.datasets import load_diabetes

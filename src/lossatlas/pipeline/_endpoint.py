@@ -201,6 +201,11 @@ class EndPoint:
     continuation: Continuation | None = None
     #: where the end point comes from (:func:`lossatlas.pipeline.explain`); ``None`` if not asked for
     explanation: Explanation | None = None  # noqa: F821 - never evaluated: _explain imports this module
+    #: kinked activations (relu, leaky_relu, abs) on a finite data set, whatever solver produced the
+    #: point: ``min_abs_preactivation``, ``preactivation_scale`` (max |z|), ``on_kink`` (a hidden
+    #: pre-activation within ``1e-8 · max(1, max|z|)`` of 0) and ``preactivation_note``; ``None``
+    #: for smooth activations and population losses
+    preactivation: dict | None = None
 
     @property
     def converged(self) -> bool:
@@ -242,6 +247,8 @@ class EndPoint:
         if self.method is Producer.pattern_newton and self.solver_stats is not None:
             # kinked activations: min_abs_preactivation, the exact Clarke measure at a kink, ...
             rec["pattern_newton"] = dict(self.solver_stats.details)
+        if self.preactivation is not None:
+            rec.update(self.preactivation)
         if self.continuation is not None:  # flat summary for tables, and the full account
             rec["continuation"] = self.continuation.summary
             rec["continuation_detail"] = self.continuation.to_record()

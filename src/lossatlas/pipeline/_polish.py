@@ -274,14 +274,41 @@ def polish(
     growth = _policy.max_weight_growth(ls.unravel(jnp.asarray(theta0)), ls.unravel(jnp.asarray(theta)))
     tm["total"] = time.perf_counter() - t_start
     escaping = result is RESULTS.diverging
+    pre = None if ls.is_population or is_smooth(ls.model.activation) else preactivation_record(ls, theta)
     return EndPoint(
         theta=theta, loss=loss, grad_norm_inf=gn, result=result, requested=method, method=producer,
         gtol=float(gtol), gradient_floor=floor, target=max(float(gtol), floor), distance=dist,
         relative_distance=dist / max(float(np.linalg.norm(theta0)), 1.0), max_weight_growth=growth,
         classification=cls, flow=flow, attempts=tuple(attempts), solver_stats=sol.stats,
         timings=Timings(**tm), escape=sol.stats.escape if escaping else None,
-        limit=sol.stats.limit if escaping else None, continuation=cont,
+        limit=sol.stats.limit if escaping else None, continuation=cont, preactivation=pre,
     )
+
+
+#: A hidden pre-activation within ``KINK_TOL · max(1, max|z|)`` of 0 puts the point on a kink
+#: (:class:`~lossatlas.solvers.PatternNewton`'s default `kink_tol`).
+KINK_TOL = 1e-8
+
+
+def preactivation_record(ls: Landscape, theta) -> dict:
+    """Where ``θ`` lies among the activation-pattern regions of a kinked activation: the smallest
+    and largest ``|z|`` over the hidden pre-activations of all samples, whether one is on a kink,
+    and what that means for the gradient and the Hessian (JSON-ready)."""
+    zs, _ = ls.unravel(jnp.asarray(theta)).layer_outputs(ls.data.X)
+    hidden = [np.abs(np.asarray(z)) for z in zs[:-1]]
+    if not hidden or not any(h.size for h in hidden):
+        return {"min_abs_preactivation": None, "preactivation_scale": None, "on_kink": False,
+                "preactivation_note": "the network has no hidden pre-activations"}
+    zmin = float(min(np.min(h) for h in hidden if h.size))
+    zmax = float(max(np.max(h) for h in hidden if h.size))
+    on_kink = zmin <= KINK_TOL * max(1.0, zmax)
+    note = ("a hidden pre-activation is 0 (within 1e-8 · max(1, max|z|)): the loss is not differentiable "
+            "here; the autodiff gradient and Hessian are one-sided (PatternNewton's record gives the Clarke "
+            "stationarity measure)" if on_kink else
+            "no hidden pre-activation is 0: the point lies inside one activation-pattern region, where the "
+            "loss is smooth; the gradient and the Hessian of the classification are that region's")
+    return {"min_abs_preactivation": zmin, "preactivation_scale": zmax, "on_kink": bool(on_kink),
+            "preactivation_note": note}
 
 
 # ----------------------------------------------------------------------------- Newton with fallbacks
