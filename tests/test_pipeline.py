@@ -110,6 +110,42 @@ def test_flow_step_budget_above_the_dense_limit():
     assert end.converged and np.max(np.abs(g)) <= 1e-11
 
 
+def test_undetermined_above_the_dense_limit_gets_a_deeper_lanczos(monkeypatch):
+    """Above the dense limit an undetermined label is retried with DECIDE_LANCZOS_MATVECS
+    Hessian-vector products after the round-off polish. The 85 002-parameter case that needs it
+    takes minutes, so here the limit is lowered on a small regularised tanh net and the
+    Lanczos classifications with the default budget are made to say `undetermined` (as at 85k):
+    the deeper pass must be taken, recorded, and its label must be the dense Hessian's truth."""
+    import dataclasses
+
+    from lossatlas.pipeline import _polish
+
+    rng = np.random.default_rng(0)
+    X, Y = rng.standard_normal((40, 3)), rng.standard_normal((40, 1))
+    ls = la.Landscape(la.init_mlp(jax.random.PRNGKey(1), (3, 4, 1), "tanh", bias=True),
+                      la.Dataset(jnp.asarray(X), jnp.asarray(Y)), lam=1e-3)
+    monkeypatch.setattr(policy, "DENSE_LIMIT", 4)
+    monkeypatch.setattr(policy, "LARGE_FLOW_WORK", 1.0)
+    real, budgets = _polish._classify, []
+
+    def lanczos_only(*args, **kw):
+        kw["dense_limit"] = 4
+        budgets.append(kw.get("max_matvecs"))
+        c = real(*args, **kw)
+        if kw.get("max_matvecs") is None:  # the default budget: under-resolved, as at 85k
+            c = dataclasses.replace(c, label=la.Label.undetermined)
+        return c
+
+    monkeypatch.setattr(_polish, "_classify", lanczos_only)
+    end = la.polish(ls, ls.ravel())
+    assert budgets[-1] == policy.DECIDE_LANCZOS_MATVECS and budgets[:-1] == [None] * (len(budgets) - 1)
+    stages = [s.stage.value for s in end.continuation.steps]
+    assert stages[-1] == "deeper_lanczos" and end.continuation.ended.value == "critical"
+    H = np.asarray(jax.hessian(ls.objective)(jnp.asarray(end.theta)))
+    lam = np.linalg.eigvalsh(0.5 * (H + H.T))
+    assert lam[0] > 1e-4 and end.label is la.Label.minimum and end.converged
+
+
 def test_classify_uses_the_policy_threshold():
     """A point with ||∇L||∞ just above 10·max(gtol, floor) is not critical; the same point
     judged with a given, looser grad_tol is."""

@@ -63,7 +63,9 @@ class Stage(enum.Enum):
     reduction; ``negative_curvature_step``: a step along the Hessian's most negative eigenvector
     (off a saddle's plateau), after which the flow starts again; ``trust_region``: the
     trust-region minimiser from the last flow point (its exact subproblem steps along negative
-    curvature); ``infinity``: a solver certified an escape to infinity (``RESULTS.diverging``).
+    curvature); ``infinity``: a solver certified an escape to infinity (``RESULTS.diverging``);
+    ``deeper_lanczos``: above the dense limit, an ``undetermined`` point classified again with
+    ``policy.DECIDE_LANCZOS_MATVECS`` Hessian-vector products (Ritz values converged further).
     """
 
     longer_flow = "longer_flow"
@@ -72,6 +74,7 @@ class Stage(enum.Enum):
     negative_curvature_step = "negative_curvature_step"
     trust_region = "trust_region"
     infinity = "infinity"
+    deeper_lanczos = "deeper_lanczos"
 
 
 class Ending(enum.Enum):

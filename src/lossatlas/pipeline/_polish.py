@@ -602,7 +602,8 @@ def _decide(ls, here: _Pass, cls, *, gtol, steps, budget, run_solver, global_min
     of it (a slightly negative one, or a near-zero one) cannot be assigned a sign. Polishing the
     point to the float64 round-off floor (Levenberg-Marquardt with target 0; Newton-MR above the
     dense limit, where it also brings the loss of an interpolating point under its zero-loss
-    tolerance), and failing that through the symmetry reduction (the narrow network is
+    tolerance; then, above the dense limit, Lanczos with ``policy.DECIDE_LANCZOS_MATVECS``
+    products), and failing that through the symmetry reduction (the narrow network is
     non-degenerate, the projection lies exactly on the expansion subspace; dense sizes only),
     shrinks that term; the point is classified again there with the policy's threshold. The
     first determined label is kept, with its point. Not decidable this way: eigenvalues that
@@ -620,9 +621,11 @@ def _decide(ls, here: _Pass, cls, *, gtol, steps, budget, run_solver, global_min
                       grad_tol=_policy.critical_tolerance(gtol, floor))
         return dataclasses.replace(p, floor=floor), c
 
+    large = ls.n_params > _policy.DENSE_LIMIT
+    best = here
     if not budget.expired():
         t0 = time.perf_counter()
-        solver, prod = ((NewtonMR(gtol=0.0, inertia_k=0), Producer.newton_mr) if ls.n_params > _policy.DENSE_LIMIT
+        solver, prod = ((NewtonMR(gtol=0.0, inertia_k=0), Producer.newton_mr) if large
                         else (SaddleNewton(gtol=0.0), Producer.saddle_newton))
         sol = run_solver(solver, prod, here.theta, steps, budget)
         if sol.success and sol.grad_norm_inf <= here.grad_norm_inf:
@@ -633,9 +636,22 @@ def _decide(ls, here: _Pass, cls, *, gtol, steps, budget, run_solver, global_min
                                           time.perf_counter() - t0, None, {"label": c.label.value}))
             if c.label is not Label.undetermined:
                 return p, c, True, taken
+            best = p
         else:
             taken.append(ContinuationStep(Stage.newton, sol.result.name, float(sol.grad_norm_inf), float(sol.loss),
                                           time.perf_counter() - t0, None, {"label": None}))
+    # above the dense limit: Lanczos again, with more products (its unconverged small Ritz values
+    # are what widened the zero tolerance), within the time left
+    if large and not budget.expired():
+        t0 = time.perf_counter()
+        c = _classify(ls, jnp.asarray(best.theta), global_min_value=global_min_value,
+                      grad_tol=_policy.critical_tolerance(gtol, best.floor),
+                      max_matvecs=_policy.DECIDE_LANCZOS_MATVECS, max_time=budget.remaining())
+        taken.append(ContinuationStep(Stage.deeper_lanczos, "classified", best.grad_norm_inf, best.loss,
+                                      time.perf_counter() - t0, None,
+                                      {"label": c.label.value, "max_matvecs": _policy.DECIDE_LANCZOS_MATVECS}))
+        if c.label is not Label.undetermined:
+            return best, c, True, taken
     # through the reduction: dense sizes only (above the dense limit the label comes from Lanczos,
     # whose kernel this cannot resolve: measured 368 s for nothing at 85 002 parameters)
     if not budget.expired() and not ls.freeze and ls.n_params <= _policy.DENSE_LIMIT:
