@@ -29,7 +29,7 @@ from ..solvers import (
 )
 from . import policy as _policy
 from ._endpoint import Attempt, Continuation, ContinuationStep, Ending, EndPoint, Producer, Stage, Timings
-from ._reduction import polish_through_reduction
+from ._reduction import polish_through_reduction, saddle_solver
 
 #: Results after which no other solver is tried: the iterates left for infinity or broke down,
 #: or the time budget is gone.
@@ -285,24 +285,19 @@ def polish(
     )
 
 
-#: A hidden pre-activation within ``KINK_TOL · max(1, max|z|)`` of 0 puts the point on a kink
-#: (:class:`~lossatlas.solvers.PatternNewton`'s default `kink_tol`).
-KINK_TOL = 1e-8
-
-
 def preactivation_record(ls: Landscape, theta) -> dict:
     """Where ``θ`` lies among the activation-pattern regions of a kinked activation: the smallest
     and largest ``|z|`` over the hidden pre-activations of all samples, whether one is on a kink,
     and what that means for the gradient and the Hessian (JSON-ready)."""
     zs, _ = ls.unravel(jnp.asarray(theta)).layer_outputs(ls.data.X)
-    hidden = [np.abs(np.asarray(z)) for z in zs[:-1]]
-    if not hidden or not any(h.size for h in hidden):
+    hidden = np.concatenate([np.abs(np.asarray(z)).ravel() for z in zs[:-1]] + [np.zeros(0)])
+    if not hidden.size:
         return {"min_abs_preactivation": None, "preactivation_scale": None, "on_kink": False,
                 "preactivation_note": "the network has no hidden pre-activations"}
-    zmin = float(min(np.min(h) for h in hidden if h.size))
-    zmax = float(max(np.max(h) for h in hidden if h.size))
-    on_kink = zmin <= KINK_TOL * max(1.0, zmax)
-    note = ("a hidden pre-activation is 0 (within 1e-8 · max(1, max|z|)): the loss is not differentiable "
+    zmin, zmax = float(hidden.min()), float(hidden.max())
+    kink_tol = PatternNewton().kink_tol  # the solver's own criterion
+    on_kink = zmin <= kink_tol * max(1.0, zmax)
+    note = (f"a hidden pre-activation is 0 (within {kink_tol:g} · max(1, max|z|)): the loss is not differentiable "
             "here; the autodiff gradient and Hessian are one-sided (PatternNewton's record gives the Clarke "
             "stationarity measure)" if on_kink else
             "no hidden pre-activation is 0: the point lies inside one activation-pattern region, where the "
@@ -625,8 +620,8 @@ def _decide(ls, here: _Pass, cls, *, gtol, steps, budget, run_solver, global_min
     best = here
     if not budget.expired():
         t0 = time.perf_counter()
-        solver, prod = ((NewtonMR(gtol=0.0, inertia_k=0), Producer.newton_mr) if large
-                        else (SaddleNewton(gtol=0.0), Producer.saddle_newton))
+        solver = saddle_solver(ls.n_params, 0.0)
+        prod = Producer.newton_mr if isinstance(solver, NewtonMR) else Producer.saddle_newton
         sol = run_solver(solver, prod, here.theta, steps, budget)
         if sol.success and sol.grad_norm_inf <= here.grad_norm_inf:
             p = _Pass(sol, prod, np.asarray(sol.theta), float(sol.loss),

@@ -67,10 +67,18 @@ def polish_through_reduction(ls, theta, polisher: AbstractCriticalPointSolver | 
     return best
 
 
+def saddle_solver(n_params: int, gtol: float) -> AbstractCriticalPointSolver:
+    """The saddle-capable Newton for `n_params` parameters: Levenberg-Marquardt on the dense
+    Hessian up to ``policy.DENSE_LIMIT``, the matrix-free Newton-MR beyond (as :func:`polish`)."""
+    if n_params > _policy.DENSE_LIMIT:
+        return NewtonMR(gtol=gtol, inertia_k=0)
+    return SaddleNewton(gtol=gtol)
+
+
 def _project_through(ls, theta, red, polisher, tol, budget) -> Projection | None:
     narrow_ls = ls.with_model(red.narrow)
-    if isinstance(polisher, SaddleNewton) and narrow_ls.n_params > _policy.DENSE_LIMIT:
-        polisher = NewtonMR(gtol=polisher.gtol, inertia_k=0)  # matrix-free, as polish above the dense limit
+    if isinstance(polisher, SaddleNewton):  # the narrow network may still be beyond the dense limit
+        polisher = saddle_solver(narrow_ls.n_params, polisher.gtol)
     sol = find_critical_point(narrow_ls, narrow_ls.ravel(), polisher, max_steps=_policy.NARROW_NEWTON_STEPS,
                               throw=False, budget=budget)
     if not sol.success:

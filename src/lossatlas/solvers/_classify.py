@@ -25,6 +25,7 @@ import numpy as np
 from .._errors import InputError
 from ..curvature import eigenvalue_tolerance, hessian_roundoff, lanczos_extreme, raw_hessian
 from ..landscape import Landscape
+from ..models import get_activation
 
 _EPS = float(np.finfo(np.float64).eps)
 
@@ -208,8 +209,6 @@ def _residual_error_bound(net, X, Y):
     in ε, the standard forward error analysis of ``a = h Wᵀ + b``: ``|fl(a) − a| ≤ γ_{n+1} (|h||W|ᵀ +
     |b|)`` with ``γ_k = k ε``, carried through the layers by ``|W|`` and ``|σ'(a)|``, plus a few ε of
     relative error of each activation and of the subtraction of the targets)."""
-    from ..models import get_activation
-
     sigma = get_activation(net.activation)
     h, err = X, jnp.zeros_like(X)
     n_layers = len(net.weights)
